@@ -1,0 +1,45 @@
+import Logging
+import ParleyCore
+import ParleyPostgres
+import ParleyRedis
+
+/// The node's connections to Redis and PostgreSQL.
+public struct Backends: Sendable {
+    public let redis: RedisClient
+    public let postgres: PostgresClient
+
+    public init(redis: RedisClient, postgres: PostgresClient) {
+        self.redis = redis
+        self.postgres = postgres
+    }
+
+    /// Opens both clients from `configuration`, after checking the URLs parse.
+    public static func connect(_ configuration: NodeConfiguration, logger: Logger) throws -> Backends {
+        let redisConfiguration = try RedisConfiguration(url: configuration.redisURL, poolSize: configuration.redisPoolSize)
+        let postgresConfiguration = try PostgresConfiguration(url: configuration.databaseURL,
+                                                              poolSize: configuration.databasePoolSize)
+        return Backends(redis: RedisClient(redisConfiguration, logger: logger),
+                        postgres: PostgresClient(postgresConfiguration, logger: logger))
+    }
+
+    /// Each backend's answer to a ping within `timeout`: nil when it answered, else why not.
+    public func check(timeout: Duration) async -> (redis: String?, postgres: String?) {
+        async let redisProblem = Self.problem(timeout) { [redis] in try await redis.ping() }
+        async let postgresProblem = Self.problem(timeout) { [postgres] in try await postgres.ping() }
+        return await (redisProblem, postgresProblem)
+    }
+
+    public func shutdown() async {
+        await redis.shutdown()
+        await postgres.shutdown()
+    }
+
+    private static func problem(_ timeout: Duration, _ ping: @escaping @Sendable () async throws -> Void) async -> String? {
+        do {
+            try await withTimeout(timeout, ping)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}

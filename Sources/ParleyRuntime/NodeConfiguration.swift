@@ -1,0 +1,36 @@
+import ParleyCore
+
+/// Everything a node is configured with. The `parley` executable fills it from flags and
+/// `PARLEY_*` environment variables (see `parley serve --help` and the README).
+public struct NodeConfiguration: Sendable {
+    /// This node's name in the cluster; with the per-boot incarnation it is the node's identity.
+    public var nodeName: String
+    public var httpHost: String
+    public var httpPort: Int
+    public var redisURL: String
+    public var redisPoolSize: Int
+    /// The prefix of every Redis key and pub/sub channel.
+    public var redisPrefix: String
+    public var databaseURL: String
+    public var databasePoolSize: Int
+    /// Apply migrations at start.
+    public var migrateOnStart: Bool
+    /// The longest a readiness check waits for a backend.
+    public var readinessTimeout: Duration
+
+    public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
+                redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",
+                databaseURL: String = "postgres://parley@127.0.0.1:5433/parley", databasePoolSize: Int = 4,
+                migrateOnStart: Bool = true, readinessTimeout: Duration = .seconds(2)) {
+        self.nodeName = nodeName
+        self.httpHost = httpHost
+        self.httpPort = httpPort
+        self.redisURL = redisURL
+        self.redisPoolSize = redisPoolSize
+        self.redisPrefix = redisPrefix
+        self.databaseURL = databaseURL
+        self.databasePoolSize = databasePoolSize
+        self.migrateOnStart = migrateOnStart
+        self.readinessTimeout = readinessTimeout
+    }
+}

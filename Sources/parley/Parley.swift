@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ParleyCore
+import ParleyGateway
+import ParleyPostgres
+import ParleyRuntime
+
+@main
+struct Parley: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parley",
+        abstract: "Parley: a real-time messaging backend that runs as a cluster of identical nodes.",
+        version: ParleyVersion.current,
+        subcommands: [Serve.self, Migrate.self, Version.self, Bench.self])
+}
+
+/// Logging to standard error at `level`, set up once per process.
+func bootstrapLogging(level: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        return handler
+    }
+    return Logger(label: "parley")
+}
+
+/// Turns a startup failure into one line on standard error and exit code 1.
+func failOnStartup(_ error: any Error) -> ExitCode {
+    let message = (error as? TimeoutError).map { "\($0)" } ?? "\(error)"
+    FileHandle.standardError.write(Data("parley: error: \(message)\n".utf8))
+    return ExitCode.failure
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a node: HTTP API, WebSocket endpoint, health checks.")
+    @OptionGroup var node: NodeOptions
+    @OptionGroup var backends: BackendOptions
+
+    func run() async throws {
+        var configuration = NodeConfiguration()
+        try node.apply(to: &configuration)
+        try backends.apply(to: &configuration)
+        let logger = bootstrapLogging(level: try backends.resolvedLogLevel())
+        let connected: Backends
+        do {
+            connected = try Backends.connect(configuration, logger: logger)
+            try await connected.redis.ping()
+            if configuration.migrateOnStart {
+                let applied = try await PostgresMigrator(client: connected.postgres).migrate()
+                if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": "\(applied)"]) }
+            } else {
+                try await connected.postgres.ping()
+            }
+        } catch {
+            throw failOnStartup(error)
+        }
+        logger.info("parley node starting", metadata: [
+            "node": "\(configuration.nodeName)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
+            "version": "\(ParleyVersion.current)"])
+        let app = buildApplication(configuration: configuration, backends: connected, logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            await connected.shutdown()
+            throw failOnStartup(error)
+        }
+        await connected.shutdown()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database migrations that are missing.")
+    @OptionGroup var backends: BackendOptions
+
+    func run() async throws {
+        var configuration = NodeConfiguration()
+        try backends.apply(to: &configuration)
+        let logger = bootstrapLogging(level: try backends.resolvedLogLevel())
+        let client: PostgresClient
+        do {
+            client = PostgresClient(try PostgresConfiguration(url: configuration.databaseURL, poolSize: 1), logger: logger)
+        } catch {
+            throw failOnStartup(error)
+        }
+        do {
+            let migrator = PostgresMigrator(client: client)
+            let applied = try await migrator.migrate()
+            let all = try await migrator.appliedVersions()
+            await client.shutdown()
+            print(applied.isEmpty ? "migrations: up to date (versions \(all.map(String.init).joined(separator: ", ")))"
+                                  : "migrations: applied \(applied.map(String.init).joined(separator: ", "))")
+        } catch {
+            await client.shutdown()
+            throw failOnStartup(error)
+        }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() { print("parley \(ParleyVersion.current)") }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import ParleyRuntime
+
+/// Reads a setting: the flag if given, else the `PARLEY_*` environment variable, else the default.
+func setting<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ fallback: T) throws -> T {
+    if let flag { return flag }
+    guard let raw = ProcessInfo.processInfo.environment[variable], !raw.isEmpty else { return fallback }
+    guard let value = T(raw) else { throw ValidationError("\(variable)='\(raw)' is not a valid \(T.self)") }
+    return value
+}
+
+/// Where the backends are: shared by every command that talks to them.
+struct BackendOptions: ParsableArguments {
+    @Option(help: "Redis URL, redis://[:password@]host[:port][/db]. Env PARLEY_REDIS_URL; default redis://127.0.0.1:6380 (cluster/services).")
+    var redisURL: String?
+    @Option(help: "Redis command connections. Env PARLEY_REDIS_POOL_SIZE; default 4.")
+    var redisPoolSize: Int?
+    @Option(help: "Prefix of every Redis key and channel. Env PARLEY_REDIS_PREFIX; default parley.")
+    var redisPrefix: String?
+    @Option(help: "PostgreSQL URL. Env PARLEY_DATABASE_URL; default postgres://parley@127.0.0.1:5433/parley (cluster/services).")
+    var databaseURL: String?
+    @Option(help: "PostgreSQL connections. Env PARLEY_DATABASE_POOL_SIZE; default 4.")
+    var databasePoolSize: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env PARLEY_LOG_LEVEL; default info.")
+    var logLevel: String?
+
+    func apply(to configuration: inout NodeConfiguration) throws {
+        configuration.redisURL = try setting(redisURL, "PARLEY_REDIS_URL", configuration.redisURL)
+        configuration.redisPoolSize = try setting(redisPoolSize, "PARLEY_REDIS_POOL_SIZE", configuration.redisPoolSize)
+        configuration.redisPrefix = try setting(redisPrefix, "PARLEY_REDIS_PREFIX", configuration.redisPrefix)
+        configuration.databaseURL = try setting(databaseURL, "PARLEY_DATABASE_URL", configuration.databaseURL)
+        configuration.databasePoolSize = try setting(databasePoolSize, "PARLEY_DATABASE_POOL_SIZE",
+                                                     configuration.databasePoolSize)
+        guard configuration.redisPoolSize > 0, configuration.databasePoolSize > 0 else {
+            throw ValidationError("pool sizes must be at least 1")
+        }
+    }
+
+    func resolvedLogLevel() throws -> String {
+        let level = try setting(logLevel, "PARLEY_LOG_LEVEL", "info")
+        let known = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard known.contains(level) else { throw ValidationError("log level '\(level)' is not one of \(known.joined(separator: ", "))") }
+        return level
+    }
+}
+
+/// The node's own settings.
+struct NodeOptions: ParsableArguments {
+    @Option(help: "This node's name in the cluster. Env PARLEY_NODE_NAME; default the host name.")
+    var nodeName: String?
+    @Option(help: "Address to listen on. Env PARLEY_HTTP_HOST; default 127.0.0.1.")
+    var httpHost: String?
+    @Option(help: "Port for HTTP and WebSocket. Env PARLEY_HTTP_PORT; default 4000.")
+    var httpPort: Int?
+    @Option(help: "Apply migrations at start (true/false). Env PARLEY_MIGRATE_ON_START; default true.")
+    var migrateOnStart: Bool?
+
+    func apply(to configuration: inout NodeConfiguration) throws {
+        configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
+        configuration.httpHost = try setting(httpHost, "PARLEY_HTTP_HOST", configuration.httpHost)
+        configuration.httpPort = try setting(httpPort, "PARLEY_HTTP_PORT", configuration.httpPort)
+        configuration.migrateOnStart = try setting(migrateOnStart, "PARLEY_MIGRATE_ON_START", configuration.migrateOnStart)
+        guard (0...65535).contains(configuration.httpPort) else {
+            throw ValidationError("HTTP port \(configuration.httpPort) is out of range")
+        }
+    }
+}

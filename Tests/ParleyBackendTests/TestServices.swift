@@ -1,0 +1,141 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import ParleyPostgres
+import ParleyRedis
+import Testing
+
+/// The shared servers `cluster/test` starts, and private ones for tests that stop servers.
+enum TestServices {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    static var redisURL: String {
+        ProcessInfo.processInfo.environment["PARLEY_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380"
+    }
+
+    static var databaseURL: String {
+        ProcessInfo.processInfo.environment["PARLEY_TEST_DATABASE_URL"] ?? "postgres://parley@127.0.0.1:5433/parley"
+    }
+
+    /// A key prefix no other test uses.
+    static func uniquePrefix(_ name: String = "test") -> String { "parley-test:\(name):\(UUID().uuidString.prefix(8))" }
+
+    static func redis(url: String = redisURL, poolSize: Int = 2) throws -> RedisClient {
+        RedisClient(try RedisConfiguration(url: url, poolSize: poolSize))
+    }
+
+    /// Runs `body` with a client whose `search_path` is a fresh schema, dropped afterwards.
+    static func withSchema<R: Sendable>(url: String = databaseURL, poolSize: Int = 2,
+                                        _ body: (PostgresClient, String) async throws -> R) async throws -> R {
+        let schema = "test_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = PostgresClient(try PostgresConfiguration(url: url, poolSize: 1))
+        try await admin.simpleQuery("CREATE SCHEMA \(schema)")
+        let client = PostgresClient(try PostgresConfiguration(url: url, poolSize: poolSize, searchPath: schema))
+        do {
+            let result = try await body(client, schema)
+            await client.shutdown()
+            try await admin.simpleQuery("DROP SCHEMA \(schema) CASCADE")
+            await admin.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            try? await admin.simpleQuery("DROP SCHEMA \(schema) CASCADE")
+            await admin.shutdown()
+            throw error
+        }
+    }
+
+    /// Runs a command to completion; throws with its output when it fails.
+    ///
+    /// posix_spawn and waitpid rather than Foundation's `Process`, whose `waitUntilExit` can
+    /// miss the exit of a child whose own children (a server it started) live on. Output goes
+    /// to a file, not a pipe, for the same reason.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID()).out").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else {
+            throw ProcessFailure(command: executable, output: "cannot start: \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = status & 0x7f == 0
+        guard exited && (status >> 8) & 0xff == 0 else {
+            throw ProcessFailure(command: ([executable] + arguments).joined(separator: " "), output: text)
+        }
+        return text
+    }
+
+    struct ProcessFailure: Error, CustomStringConvertible {
+        let command: String
+        let output: String
+        var description: String { "\(command) failed: \(output)" }
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `limit` passes.
+    static func eventually(within limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return await condition()
+    }
+}
+
+/// A redis-server of a test's own, on a free port, which the test may stop and start.
+final class PrivateRedis: @unchecked Sendable {
+    let port: Int
+    let password: String?
+    private var process: Process?
+
+    init(password: String? = nil) throws {
+        self.port = Int.random(in: 20_000..<40_000)
+        self.password = password
+        try start()
+    }
+
+    var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)" }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if let password { arguments += ["--requirepass", password] }
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let probe = ["-p", "\(port)"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["ping"]
+        for _ in 0..<100 {
+            if (try? TestServices.run("/usr/bin/env", ["redis-cli"] + probe))?.contains("PONG") == true { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw TestServices.ProcessFailure(command: "redis-server on \(port)", output: "did not start")
+    }
+
+    /// Kills the server (as a crash would: no clean shutdown).
+    func kill() {
+        guard let process else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    deinit { kill() }
+}
