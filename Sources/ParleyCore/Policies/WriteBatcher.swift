@@ -1,0 +1,64 @@
+import DequeModule
+
+/// Collects items and says when to write them: at `maximumItems` items, or `maximumDelay`
+/// after the first item of a batch arrived, whichever comes first.
+///
+/// A failed write hands its batch back with `requeue`, ahead of newer items, so order holds.
+public struct WriteBatcher<Item: Sendable>: Sendable {
+    public enum Directive: Sendable {
+        /// Write these items now.
+        case flush([Item])
+        /// Call `tick` at this moment (the deadline of the batch just started).
+        case wakeUp(at: Moment)
+    }
+
+    public let maximumItems: Int
+    public let maximumDelay: Duration
+    private var pending: Deque<Item> = []
+    /// When the oldest pending item must be written.
+    public private(set) var deadline: Moment?
+
+    public init(maximumItems: Int, maximumDelay: Duration) {
+        precondition(maximumItems > 0 && maximumDelay >= .zero)
+        self.maximumItems = maximumItems
+        self.maximumDelay = maximumDelay
+    }
+
+    public var count: Int { pending.count }
+    public var isEmpty: Bool { pending.isEmpty }
+
+    public mutating func append(_ item: Item, at now: Moment) -> Directive? {
+        pending.append(item)
+        if pending.count >= maximumItems { return .flush(take()) }
+        if deadline == nil {
+            deadline = now + maximumDelay
+            return .wakeUp(at: now + maximumDelay)
+        }
+        return nil
+    }
+
+    /// Flushes when the deadline has come.
+    public mutating func tick(at now: Moment) -> Directive? {
+        guard let deadline, now >= deadline, !pending.isEmpty else { return nil }
+        return .flush(take())
+    }
+
+    /// Everything pending, now (shutdown, handoff).
+    public mutating func drain() -> [Item] {
+        pending.isEmpty ? [] : take()
+    }
+
+    /// Puts a batch whose write failed back in front; the caller retries after a backoff.
+    public mutating func requeue(_ items: [Item], retryAt: Moment) {
+        pending.insert(contentsOf: items, at: 0)
+        deadline = min(deadline ?? retryAt, retryAt)
+    }
+
+    private mutating func take() -> [Item] {
+        let count = min(pending.count, maximumItems)
+        let batch = Array(pending.prefix(count))
+        pending.removeFirst(count)
+        deadline = nil
+        return batch
+    }
+}
