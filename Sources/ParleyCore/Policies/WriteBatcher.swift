@@ -62,3 +62,5 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
         return batch
     }
 }
+
+extension WriteBatcher.Directive: Equatable where Item: Equatable {}

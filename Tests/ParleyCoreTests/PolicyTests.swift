@@ -1,0 +1,81 @@
+import ParleyCore
+import Testing
+
+@Suite("Policies")
+struct PolicyTests {
+    let t0 = Moment(nanoseconds: 5_000_000_000)
+
+    @Test func batcherFlushesAtTheItemLimit() {
+        var batcher = WriteBatcher<Int>(maximumItems: 3, maximumDelay: .seconds(5))
+        guard case .wakeUp(let deadline) = batcher.append(1, at: t0) else { Issue.record("first item sets a deadline"); return }
+        #expect(deadline == t0 + .seconds(5))
+        #expect(batcher.append(2, at: t0) == nil)
+        guard case .flush(let batch) = batcher.append(3, at: t0) else { Issue.record("third item flushes"); return }
+        #expect(batch == [1, 2, 3])
+        #expect(batcher.isEmpty && batcher.deadline == nil)
+    }
+
+    @Test func batcherFlushesAtTheDeadlineOfTheFirstItem() {
+        var batcher = WriteBatcher<Int>(maximumItems: 10, maximumDelay: .milliseconds(100))
+        _ = batcher.append(1, at: t0)
+        _ = batcher.append(2, at: t0 + .milliseconds(90))
+        #expect(batcher.tick(at: t0 + .milliseconds(99)) == nil)
+        guard case .flush(let batch) = batcher.tick(at: t0 + .milliseconds(100)) else { Issue.record("deadline flushes"); return }
+        #expect(batch == [1, 2])
+        #expect(batcher.tick(at: t0 + .seconds(1)) == nil)
+    }
+
+    @Test func failedBatchGoesBackInFrontInOrder() {
+        var batcher = WriteBatcher<Int>(maximumItems: 2, maximumDelay: .seconds(1))
+        _ = batcher.append(1, at: t0)
+        guard case .flush(let batch) = batcher.append(2, at: t0) else { return }
+        _ = batcher.append(3, at: t0)
+        batcher.requeue(batch, retryAt: t0 + .milliseconds(200))
+        #expect(batcher.deadline == t0 + .milliseconds(200))
+        guard case .flush(let retried) = batcher.tick(at: t0 + .milliseconds(200)) else { Issue.record("retry flushes"); return }
+        #expect(retried == [1, 2])
+        #expect(batcher.drain() == [3])
+    }
+
+    @Test func tokenBucketAllowsBurstsThenRefills() {
+        var bucket = TokenBucket(capacity: 5, refillPerSecond: 10, now: t0)
+        for _ in 0..<5 { #expect(bucket.take(at: t0) == .allowed) }
+        #expect(bucket.take(at: t0) == .limited(retryAfter: .milliseconds(100)))
+        #expect(bucket.take(at: t0 + .milliseconds(100)) == .allowed)
+        #expect(bucket.take(at: t0 + .seconds(60)) == .allowed)
+        #expect(bucket.tokens <= 5)
+    }
+
+    @Test func typingExpiresUnlessRenewed() {
+        var typing = TypingTracker(timeout: .seconds(5))
+        let started = typing.start("u1", at: t0)
+        let renewed = typing.start("u1", at: t0 + .seconds(3))
+        let other = typing.start("u2", at: t0 + .seconds(1))
+        #expect(started && !renewed && other, "a renewal is not a change")
+        #expect(typing.nextDeadline == t0 + .seconds(6))
+        #expect(typing.expire(at: t0 + .seconds(6)) == ["u2"])
+        let stopped = typing.stop("u1")
+        let again = typing.stop("u1")
+        #expect(stopped && !again)
+        #expect(typing.typingUsers.isEmpty)
+    }
+
+    @Test func priorityQueueServesHighFirstThenOldestAndWaitsForDelays() {
+        var queue = DelayedPriorityQueue<String>()
+        queue.push("low-1", priority: 0)
+        queue.push("high-1", priority: 10)
+        queue.push("low-2", priority: 0)
+        queue.push("high-retry", priority: 10, notBefore: t0 + .seconds(1))
+        queue.push("high-2", priority: 10)
+        #expect(queue.popReady(at: t0) == "high-1")
+        #expect(queue.popReady(at: t0) == "high-2")
+        #expect(queue.popReady(at: t0) == "low-1")
+        #expect(queue.popReady(at: t0 + .seconds(1)) == "high-retry")
+        #expect(queue.popReady(at: t0 + .seconds(1)) == "low-2")
+        queue.push("later", priority: 1, notBefore: t0 + .seconds(9))
+        #expect(queue.popReady(at: t0 + .seconds(2)) == nil)
+        #expect(queue.nextReadyTime == t0 + .seconds(9))
+        #expect(queue.count == 1)
+    }
+}
+
