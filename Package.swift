@@ -36,6 +36,7 @@ let package = Package(
         .target(
             name: "ParleyCore",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]

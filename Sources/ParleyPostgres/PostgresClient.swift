@@ -42,15 +42,7 @@ public final class PostgresClient: PostgresQueryable {
             connect: { try await threadPool.runIfActive { try PostgresConnection.connect(configuration) } },
             unavailable: { PostgresError.unavailable(endpoint: endpoint, reason: $0) },
             shutdownError: PostgresError.shutdown,
-            onEvent: { event in
-                switch event {
-                case .lost(let reason, let retryIn):
-                    logger.warning("postgres unavailable", metadata: [
-                        "endpoint": "\(endpoint)", "reason": "\(reason)", "retry_in_ms": "\(retryIn.milliseconds)"])
-                case .restored:
-                    logger.info("postgres connection restored", metadata: ["endpoint": "\(endpoint)"])
-                }
-            })
+            onEvent: ConnectionPoolEvent.logger(logger, service: "postgres", endpoint: endpoint))
     }
 
     @discardableResult

@@ -29,15 +29,7 @@ public final class RedisClient: Sendable {
             },
             unavailable: { RedisError.unavailable(endpoint: endpoint, reason: $0) },
             shutdownError: RedisError.shutdown,
-            onEvent: { event in
-                switch event {
-                case .lost(let reason, let retryIn):
-                    logger.warning("redis unavailable", metadata: [
-                        "endpoint": "\(endpoint)", "reason": "\(reason)", "retry_in_ms": "\(retryIn.milliseconds)"])
-                case .restored:
-                    logger.info("redis connection restored", metadata: ["endpoint": "\(endpoint)"])
-                }
-            })
+            onEvent: ConnectionPoolEvent.logger(logger, service: "redis", endpoint: endpoint))
     }
 
     /// Runs one command; an error reply is thrown as `RedisError.reply`.

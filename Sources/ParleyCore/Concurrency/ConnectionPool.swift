@@ -12,6 +12,8 @@ public protocol PooledConnection: AnyObject, Sendable {
 
 /// What happened to the pool's reach of its server, for logs and metrics.
 public enum ConnectionPoolEvent: Sendable, Equatable {
+    /// Connections that had worked broke (not reported for a server never reached: the
+    /// caller's error says that).
     case lost(reason: String, retryIn: Duration)
     case restored
 }
@@ -46,6 +48,9 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var backoff: BackoffState
         var lastFailure = ""
         var isShutdown = false
+        /// Whether a connection was ever made: a first failure is the caller's to report,
+        /// a later one is a loss worth an event.
+        var hasConnected = false
     }
 
     public init(size: Int, backoff: Backoff, clock: any ParleyClock = SystemClock(),
@@ -112,8 +117,8 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
                 do {
                     let connection = try await connect()
                     let recovered = state.withLock { state in
-                        defer { state.backoff.recordSuccess() }
-                        return state.backoff.attempts > 0
+                        defer { state.backoff.recordSuccess(); state.hasConnected = true }
+                        return state.backoff.attempts > 0 && state.hasConnected
                     }
                     if recovered { onEvent(.restored) }
                     return connection
@@ -146,7 +151,7 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
             state.lastFailure = reason
             let delay = state.backoff.recordFailure(at: clock.now())
             defer { state.waiters.removeAll() }
-            return (state.waiters, delay, state.backoff.attempts == 1)
+            return (state.waiters, delay, state.backoff.attempts == 1 && state.hasConnected)
         }
         if firstFailure { onEvent(.lost(reason: reason, retryIn: delay)) }
         let error = unavailable(reason)
