@@ -98,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyBackendTests",
-            dependencies: ["ParleyCore", "ParleyRedis", "ParleyPostgres"]
+            dependencies: ["ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime"]
         ),
         .testTarget(
             name: "ParleyNodeTests",

@@ -1,0 +1,12 @@
+/// Where messages live for good: PostgreSQL, or memory in tests (DESIGN §5).
+public protocol MessageStore: Sendable {
+    /// Inserts `messages` in one statement, ignoring any `(channel_id, seq)` already stored;
+    /// returns how many rows were new.
+    func insert(_ messages: [MessageView]) async throws -> Int
+    /// Messages of `channel` with `seq` in `range`, oldest first, at most `limit`.
+    func messages(channel: String, seqs range: ClosedRange<Int64>, limit: Int) async throws -> [MessageView]
+    /// The newest `limit` messages with `seq < before`, oldest first.
+    func messages(channel: String, before: Int64, limit: Int) async throws -> [MessageView]
+    /// The highest stored `seq` of `channel` (0 when none).
+    func lastSeq(channel: String) async throws -> Int64
+}

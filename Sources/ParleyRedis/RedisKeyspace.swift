@@ -1,0 +1,19 @@
+import ParleyCore
+
+/// Every Redis key and pub/sub channel name, built in one place (DESIGN §4). Entity ids are
+/// wrapped in `{…}` so that one entity's keys share a Redis Cluster hash slot.
+public struct RedisKeyspace: Sendable, Hashable {
+    public let prefix: String
+
+    public init(prefix: String = "parley") { self.prefix = prefix }
+
+    public func node(_ name: String) -> String { "\(prefix):node:\(name)" }
+    public var nodes: String { "\(prefix):nodes" }
+    public func lease(_ key: EntityKey) -> String { "\(prefix):lease:\(key.kind.rawValue):{\(key.id)}" }
+    public func fence(_ key: EntityKey) -> String { "\(prefix):fence:\(key.kind.rawValue):{\(key.id)}" }
+    public func log(channel: String) -> String { "\(prefix):log:channel:{\(channel)}" }
+    public func dedupe(channel: String) -> String { "\(prefix):dedupe:channel:{\(channel)}" }
+    public func presence(workspace: String) -> String { "\(prefix):presence:workspace:{\(workspace)}" }
+    public func topic(_ topic: String) -> String { "\(prefix):topic:\(topic)" }
+    public func inbox(node: String) -> String { "\(prefix):inbox:\(node)" }
+}

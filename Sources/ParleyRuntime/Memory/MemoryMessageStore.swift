@@ -1,0 +1,36 @@
+import ParleyCore
+import Synchronization
+
+/// `MessageStore` in memory, for a single node and for tests.
+public final class MemoryMessageStore: MessageStore {
+    private let channels = Mutex<[String: [Int64: MessageView]]>([:])
+
+    public init() {}
+
+    public func insert(_ messages: [MessageView]) async throws -> Int {
+        channels.withLock { channels in
+            var inserted = 0
+            for message in messages where channels[message.channelID]?[message.seq] == nil {
+                channels[message.channelID, default: [:]][message.seq] = message
+                inserted += 1
+            }
+            return inserted
+        }
+    }
+
+    public func messages(channel: String, seqs range: ClosedRange<Int64>, limit: Int) async throws -> [MessageView] {
+        channels.withLock { channels in
+            Array((channels[channel] ?? [:]).values.filter { range.contains($0.seq) }.sorted { $0.seq < $1.seq }.prefix(limit))
+        }
+    }
+
+    public func messages(channel: String, before: Int64, limit: Int) async throws -> [MessageView] {
+        channels.withLock { channels in
+            Array((channels[channel] ?? [:]).values.filter { $0.seq < before }.sorted { $0.seq > $1.seq }.prefix(limit)).reversed()
+        }
+    }
+
+    public func lastSeq(channel: String) async throws -> Int64 {
+        channels.withLock { $0[channel]?.keys.max() ?? 0 }
+    }
+}
