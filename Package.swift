@@ -98,7 +98,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyBackendTests",
-            dependencies: ["ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime"]
+            dependencies: [
+                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "ParleyNodeTests",

@@ -25,6 +25,18 @@ struct PolicyTests {
         #expect(batcher.tick(at: t0 + .seconds(1)) == nil)
     }
 
+    @Test func itemsBeyondAFullBatchAreDueAtOnce() {
+        var batcher = WriteBatcher<Int>(maximumItems: 2, maximumDelay: .seconds(5))
+        _ = batcher.append(1, at: t0)
+        _ = batcher.append(2, at: t0)
+        batcher.requeue([1, 2], retryAt: t0)
+        guard case .flush(let first) = batcher.append(3, at: t0) else { Issue.record("over the limit flushes"); return }
+        #expect(first == [1, 2])
+        guard case .flush(let rest) = batcher.tick(at: t0) else { Issue.record("the leftover is due at once"); return }
+        #expect(rest == [3])
+        #expect(batcher.deadline == nil)
+    }
+
     @Test func failedBatchGoesBackInFrontInOrder() {
         var batcher = WriteBatcher<Int>(maximumItems: 2, maximumDelay: .seconds(1))
         _ = batcher.append(1, at: t0)

@@ -54,11 +54,13 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
         deadline = min(deadline ?? retryAt, retryAt)
     }
 
+    /// Takes one batch. Items left behind (a burst beyond a batch) are already overdue or
+    /// close to it, so they become due at once rather than waiting a new delay.
     private mutating func take() -> [Item] {
         let count = min(pending.count, maximumItems)
         let batch = Array(pending.prefix(count))
         pending.removeFirst(count)
-        deadline = nil
+        deadline = pending.isEmpty ? nil : (deadline ?? Moment(nanoseconds: .min))
         return batch
     }
 }

@@ -1,0 +1,178 @@
+import DequeModule
+import Foundation
+import ParleyCore
+
+/// The actor of one channel on its owner node (DESIGN §2): it assigns the per-channel `seq`,
+/// writes each message to the durable log before acknowledging it, publishes it once, and
+/// hands it to the buffer for PostgreSQL.
+///
+/// Appends are strictly one at a time (a FIFO turn inside the actor), so `seq`s reach the log
+/// in order and leave no holes. After a failed append the next one re-reads the log's last
+/// `seq` first: a failure in flight may or may not have been written.
+public actor ChannelServer {
+    public nonisolated let channelID: String
+    /// This node's incarnation: the lease holder the log checks.
+    public nonisolated let holder: String
+    private let log: any MessageLog
+    private let store: any MessageStore
+    private let sink: any MessageSink
+    private let publisher: any EventPublisher
+    private let clock: any ParleyClock
+    private var members: Set<String>
+    private var lastSeq: Int64
+    private var needsResync = false
+    private var recent: Deque<MessageView> = []
+    private let recentLimit: Int
+    private var typing: TypingTracker
+    private var appending = false
+    private var turnWaiters: Deque<CheckedContinuation<Void, Never>> = []
+
+    public var topic: String { "channel:\(channelID)" }
+
+    /// Loads the channel: `seq` continues from the higher of the store and the log.
+    public static func load(channelID: String, holder: String, members: Set<String>, log: any MessageLog,
+                            store: any MessageStore, sink: any MessageSink, publisher: any EventPublisher,
+                            clock: any ParleyClock = SystemClock(), recentLimit: Int = 100,
+                            typingTimeout: Duration = .seconds(5)) async throws -> ChannelServer {
+        let stored = try await store.lastSeq(channel: channelID)
+        let logged = try await log.lastSeq(channel: channelID) ?? 0
+        return ChannelServer(channelID: channelID, holder: holder, members: members, lastSeq: max(stored, logged), log: log,
+                             store: store, sink: sink, publisher: publisher, clock: clock, recentLimit: recentLimit,
+                             typing: TypingTracker(timeout: typingTimeout))
+    }
+
+    private init(channelID: String, holder: String, members: Set<String>, lastSeq: Int64, log: any MessageLog,
+                 store: any MessageStore, sink: any MessageSink, publisher: any EventPublisher, clock: any ParleyClock,
+                 recentLimit: Int, typing: TypingTracker) {
+        self.channelID = channelID
+        self.holder = holder
+        self.members = members
+        self.lastSeq = lastSeq
+        self.log = log
+        self.store = store
+        self.sink = sink
+        self.publisher = publisher
+        self.clock = clock
+        self.recentLimit = recentLimit
+        self.typing = typing
+    }
+
+    public var currentSeq: Int64 { lastSeq }
+
+    public func isMember(_ user: String) -> Bool { members.contains(user) }
+    public func addMember(_ user: String) { members.insert(user) }
+    public func removeMember(_ user: String) { members.remove(user) }
+
+    /// Accepts a message: returns it with its `seq` and `id` once it is in the durable log.
+    /// A repeated `clientMessageID` returns the message first accepted, and stores nothing.
+    public func post(userID: String, body: String, clientMessageID: String?, threadRootID: String? = nil) async throws -> MessageView {
+        guard members.contains(userID) else { throw ChannelError.notAMember }
+        await takeTurn()
+        defer { passTurn() }
+        if needsResync {
+            do {
+                lastSeq = max(lastSeq, try await log.lastSeq(channel: channelID) ?? 0)
+                needsResync = false
+            } catch {
+                throw ChannelError.unavailable("\(error)")
+            }
+        }
+        var message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,
+                                  body: body, threadRootID: threadRootID, clientMessageID: clientMessageID,
+                                  createdAt: clock.wallMilliseconds())
+        let outcome: LogAppendOutcome
+        do {
+            outcome = try await log.append(message, holder: holder)
+        } catch {
+            needsResync = true
+            throw ChannelError.unavailable("\(error)")
+        }
+        switch outcome {
+        case .appended:
+            lastSeq = message.seq
+        case .duplicate(let seq, let id):
+            if let known = recent.first(where: { $0.id == id }) { return known }
+            message.seq = seq
+            message.id = id
+            return message
+        case .notOwner:
+            throw ChannelError.notOwner
+        case .staleSeq:
+            // Someone appended behind our back: only possible after a lost lease.
+            needsResync = true
+            throw ChannelError.notOwner
+        }
+        remember(message)
+        if typing.stop(userID) {
+            await publisher.publish(.typing(userID: userID, typing: false), topic: topic)
+        }
+        await publisher.publish(.messageCreated(message), topic: topic)
+        if let root = threadRootID {
+            await publisher.publish(.threadReply(message), topic: "thread:\(root)")
+        }
+        await sink.enqueue(message)
+        return message
+    }
+
+    /// Everything after `seq`, oldest first, for a client catching up: from the cache, the
+    /// log, or the store, whichever holds it. `limit` bounds one answer; ask again for more.
+    public func messages(after seq: Int64, limit: Int) async throws -> [MessageView] {
+        if let first = recent.first, first.seq <= seq + 1 {
+            return Array(recent.filter { $0.seq > seq }.prefix(limit))
+        }
+        let upper = lastSeq
+        guard seq < upper else { return [] }
+        var found = try await store.messages(channel: channelID, seqs: (seq + 1)...upper, limit: limit)
+        let next = (found.last?.seq ?? seq)
+        if found.count < limit && next < upper {
+            found += try await log.entries(channel: channelID, after: next, limit: limit - found.count)
+        }
+        return found
+    }
+
+    /// The `limit` messages before `seq`, oldest first (history pages).
+    public func messages(before seq: Int64, limit: Int) async throws -> [MessageView] {
+        let cached = recent.filter { $0.seq < seq }
+        if let first = cached.first, cached.count >= limit || first.seq == 1 {
+            return Array(cached.suffix(limit))
+        }
+        var page = try await store.messages(channel: channelID, before: seq, limit: limit)
+        // Messages newer than the store (still in the log) complete the page.
+        let newestStored = page.last?.seq ?? 0
+        let fromLog = try await log.entries(channel: channelID, after: newestStored, limit: limit).filter { $0.seq < seq }
+        page = Array((page + fromLog).suffix(limit))
+        return page
+    }
+
+    /// A typing signal; broadcasts only changes. Call `expireTyping` on the tracker's deadline.
+    public func setTyping(_ user: String, _ isTyping: Bool) async {
+        guard members.contains(user) else { return }
+        let changed = isTyping ? typing.start(user, at: clock.now()) : typing.stop(user)
+        if changed { await publisher.publish(.typing(userID: user, typing: isTyping), topic: topic) }
+    }
+
+    public func expireTyping() async {
+        for user in typing.expire(at: clock.now()) {
+            await publisher.publish(.typing(userID: user, typing: false), topic: topic)
+        }
+    }
+
+    public var nextTypingDeadline: Moment? { typing.nextDeadline }
+
+    private func remember(_ message: MessageView) {
+        recent.append(message)
+        if recent.count > recentLimit { recent.removeFirst() }
+    }
+
+    private func takeTurn() async {
+        if appending {
+            await withCheckedContinuation { turnWaiters.append($0) }
+        } else {
+            appending = true
+        }
+    }
+
+    private func passTurn() {
+        if let next = turnWaiters.popFirst() { next.resume() } else { appending = false }
+    }
+}

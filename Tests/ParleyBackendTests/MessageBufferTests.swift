@@ -1,0 +1,29 @@
+import Logging
+import ParleyCore
+import ParleyRuntime
+import ServiceLifecycle
+import Testing
+
+@Suite("Message buffer")
+struct MessageBufferTests {
+    static func message(_ seq: Int64) -> MessageView {
+        MessageView(id: "m\(seq)", channelID: "c", seq: seq, userID: "u", body: "b", createdAt: 0)
+    }
+
+    @Test func writesAtTheBatchSizeAndAfterTheDelayWhileRunning() async throws {
+        let store = MemoryMessageStore()
+        let leases = MemoryLeaseStore()
+        let buffer = MessageBuffer(store: store, log: MemoryMessageLog(leases: leases), batchSize: 3, batchDelay: .milliseconds(200))
+        let group = ServiceGroup(services: [buffer], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        async let running: Void = group.run()
+        for seq in Int64(1)...4 { await buffer.enqueue(Self.message(seq)) }
+        #expect(await TestServices.eventually { try! await store.lastSeq(channel: "c") >= 3 }, "a full batch is written")
+        #expect(await TestServices.eventually { try! await store.lastSeq(channel: "c") == 4 }, "the rest after the delay")
+        await buffer.enqueue(Self.message(5))
+        await group.triggerGracefulShutdown()
+        try await running
+        #expect(try await store.lastSeq(channel: "c") == 5, "graceful shutdown drains")
+        let stats = await buffer.stats()
+        #expect(stats.rows == 5 && stats.batches == 3 && stats.pending == 0)
+    }
+}
