@@ -17,34 +17,14 @@ actor RecordingPublisher: EventPublisher {
 
 @Suite("Message path: channel server, Redis log, buffer, PostgreSQL")
 struct MessagePathTests {
-    /// A channel row (and its user and workspace) for messages to reference.
-    static func seed(_ postgres: PostgresClient) async throws -> (channel: String, user: String) {
-        try await PostgresMigrator(client: postgres).migrate()
-        let user = UUID().uuidString.lowercased(), workspace = UUID().uuidString.lowercased(), channel = UUID().uuidString.lowercased()
-        try await postgres.query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1::uuid, $2, 'u', '-')",
-                                 user, "\(user)@example.com")
-        try await postgres.query("INSERT INTO workspaces (id, name, slug) VALUES ($1::uuid, 'w', $1)", workspace)
-        try await postgres.query("INSERT INTO channels (id, workspace_id, name, kind) VALUES ($1::uuid, $2::uuid, 'general', 'public')",
-                                 channel, workspace)
-        return (channel, user)
-    }
-
     static func storedCount(_ postgres: PostgresClient, _ channel: String) async -> Int? {
         try? await postgres.query("SELECT count(*) FROM messages WHERE channel_id = $1::uuid", channel)[0].decode(Int.self, at: 0)
     }
 
     @Test func acknowledgedMessagesSurvivePostgresGoingAwayAndAGracefulStop() async throws {
-        let port = Int.random(in: 40_000..<50_000)
-        let folder = TestServices.repositoryRoot.appendingPathComponent("var/test-postgres-\(port)").path
-        let services = TestServices.repositoryRoot.appendingPathComponent("cluster/services").path
-        let environment = ["PARLEY_SERVICES_DIR": folder, "PARLEY_SERVICES_PG_PORT": "\(port)"]
-        try TestServices.run(services, ["start", "postgres"], environment: environment)
-        defer {
-            _ = try? TestServices.run(services, ["stop", "postgres"], environment: environment)
-            try? FileManager.default.removeItem(atPath: folder)
-        }
-        let postgres = PostgresClient(try PostgresConfiguration(url: "postgres://parley@127.0.0.1:\(port)/parley", poolSize: 2))
-        let (channel, user) = try await Self.seed(postgres)
+        let database = try PrivatePostgres()
+        let postgres = PostgresClient(try PostgresConfiguration(url: database.url, poolSize: 2))
+        let (channel, user) = try await TestServices.seedChannel(postgres)
         let redis = try TestServices.redis()
         let keys = RedisKeyspace(prefix: TestServices.uniquePrefix("path"))
         let leases = RedisLeaseStore(client: redis, keys: keys)
@@ -63,7 +43,7 @@ struct MessagePathTests {
         for n in 1...20 { _ = try await server.post(userID: user, body: "before \(n)", clientMessageID: "b-\(n)") }
         #expect(await TestServices.eventually { await Self.storedCount(postgres, channel) == 20 })
 
-        try TestServices.run(services, ["stop", "postgres"], environment: environment)
+        try database.stop()
         for n in 1...30 {
             let message = try await server.post(userID: user, body: "during \(n)", clientMessageID: "d-\(n)")
             #expect(message.seq == Int64(20 + n), "acknowledged with its seq while PostgreSQL is down")
@@ -73,7 +53,7 @@ struct MessagePathTests {
         #expect(await TestServices.eventually { await buffer.stats().errors > 0 }, "the buffer tried and failed")
         #expect(try await log.lastSeq(channel: channel) == 50, "the log holds what PostgreSQL could not take")
 
-        try TestServices.run(services, ["start", "postgres"], environment: environment)
+        try database.start()
         #expect(await TestServices.eventually(within: .seconds(20)) { await Self.storedCount(postgres, channel) == 50 })
         #expect(await TestServices.eventually { (try? await log.entries(channel: channel, after: 0, limit: 100))?.isEmpty == true },
                 "persisted entries are trimmed from the log")

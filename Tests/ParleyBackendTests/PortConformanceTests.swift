@@ -75,18 +75,12 @@ struct PortConformanceTests {
     @Test(arguments: Adapter.allCases)
     func storeInsertsBatchesIdempotentlyAndPagesBySeq(adapter: Adapter) async throws {
         try await TestServices.withSchema { postgres, _ in
-            let channel = UUID().uuidString.lowercased(), user = UUID().uuidString.lowercased()
+            var channel = UUID().uuidString.lowercased(), user = UUID().uuidString.lowercased()
             let store: any MessageStore
             switch adapter {
             case .memory: store = MemoryMessageStore()
             case .real:
-                try await PostgresMigrator(client: postgres).migrate()
-                let workspace = UUID().uuidString
-                try await postgres.query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1::uuid, $2, 'u', '-')",
-                                         user, "\(user)@example.com")
-                try await postgres.query("INSERT INTO workspaces (id, name, slug) VALUES ($1::uuid, 'w', $1)", workspace)
-                try await postgres.query("INSERT INTO channels (id, workspace_id, name, kind) VALUES ($1::uuid, $2::uuid, 'c', 'public')",
-                                         channel, workspace)
+                (channel, user) = try await TestServices.seedChannel(postgres)
                 store = PostgresMessageStore(client: postgres)
             }
             let batch = (1...30).map { message(channel, $0, clientID: "c-\($0)", user: user) }

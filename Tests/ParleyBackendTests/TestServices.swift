@@ -139,3 +139,43 @@ final class PrivateRedis: @unchecked Sendable {
 
     deinit { kill() }
 }
+
+/// A PostgreSQL cluster of a test's own (via `cluster/services` with another port and
+/// folder), which the test may stop and start.
+final class PrivatePostgres: Sendable {
+    let port: Int
+    private let environment: [String: String]
+    private let folder: String
+    private static let services = TestServices.repositoryRoot.appendingPathComponent("cluster/services").path
+
+    init() throws {
+        port = Int.random(in: 40_000..<50_000)
+        folder = TestServices.repositoryRoot.appendingPathComponent("var/test-postgres-\(port)").path
+        environment = ["PARLEY_SERVICES_DIR": folder, "PARLEY_SERVICES_PG_PORT": "\(port)"]
+        try start()
+    }
+
+    var url: String { "postgres://parley@127.0.0.1:\(port)/parley" }
+
+    func start() throws { try TestServices.run(Self.services, ["start", "postgres"], environment: environment) }
+    func stop() throws { try TestServices.run(Self.services, ["stop", "postgres"], environment: environment) }
+
+    deinit {
+        _ = try? stop()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
+extension TestServices {
+    /// Migrates and inserts a user, a workspace and a channel for messages to reference.
+    static func seedChannel(_ postgres: PostgresClient) async throws -> (channel: String, user: String) {
+        try await PostgresMigrator(client: postgres).migrate()
+        let user = UUID().uuidString.lowercased(), workspace = UUID().uuidString.lowercased(), channel = UUID().uuidString.lowercased()
+        try await postgres.query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1::uuid, $2, 'u', '-')",
+                                 user, "\(user)@example.com")
+        try await postgres.query("INSERT INTO workspaces (id, name, slug) VALUES ($1::uuid, 'w', $1)", workspace)
+        try await postgres.query("INSERT INTO channels (id, workspace_id, name, kind) VALUES ($1::uuid, $2::uuid, 'general', 'public')",
+                                 channel, workspace)
+        return (channel, user)
+    }
+}
