@@ -97,6 +97,10 @@ let package = Package(
             dependencies: ["ParleyCore"]
         ),
         .testTarget(
+            name: "ParleyRuntimeTests",
+            dependencies: ["ParleyCore", "ParleyRuntime"]
+        ),
+        .testTarget(
             name: "ParleyBackendTests",
             dependencies: [
                 "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime",
