@@ -95,7 +95,7 @@ public enum PhoenixCodec: String, Sendable, CaseIterable {
     // MARK: Encoding server frames
 
     /// Encodes a frame for the client: JSON text, or the v2 binary form for binary payloads
-    /// (a broadcast when the frame has no refs, else a push; replies with binary data are
+    /// (a broadcast when the frame has no join ref, else a push; replies with binary data are
     /// made by `binaryReply(to:status:data:)`).
     public func encode(_ frame: PhoenixFrame) -> WebSocketMessage {
         switch (self, frame.payload) {
@@ -124,11 +124,11 @@ public enum PhoenixCodec: String, Sendable, CaseIterable {
     }
 
     private static func encodeBinary(_ frame: PhoenixFrame, data: [UInt8]) -> [UInt8] {
+        // A server push carries the join ref but no ref; without a join ref it is a broadcast.
         let joinRef = Array((frame.joinRef ?? "").utf8.prefix(255))
-        let ref = Array((frame.ref ?? "").utf8.prefix(255))
         let topic = Array(frame.topic.utf8.prefix(255))
         let event = Array(frame.event.utf8.prefix(255))
-        if frame.joinRef == nil && frame.ref == nil {
+        if frame.joinRef == nil {
             return [2, UInt8(topic.count), UInt8(event.count)] + topic + event + data
         }
         return [0, UInt8(joinRef.count), UInt8(topic.count), UInt8(event.count)] + joinRef + topic + event + data
