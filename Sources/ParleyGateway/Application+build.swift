@@ -1,16 +1,20 @@
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ParleyPostgres
 import ParleyRuntime
 
-/// Builds the node's HTTP application; `parley serve` runs it and the tests call it too.
-public func buildApplication(configuration: NodeConfiguration, backends: Backends,
-                             logger: Logger) -> some ApplicationProtocol {
-    let router = Router()
-    HealthRoutes(nodeName: configuration.nodeName, backends: backends,
-                 readinessTimeout: configuration.readinessTimeout).register(on: router)
-    return Application(router: router,
-                       configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort),
+/// Builds the node's application: health checks, the HTTP API and the WebSocket endpoint,
+/// with the node's services (buffer, channel router) run before the server and stopped after
+/// it. `parley serve` runs it and the tests call it too.
+public func buildApplication(node: Node) -> some ApplicationProtocol {
+    let router = Router(context: BasicWebSocketRequestContext.self)
+    HealthRoutes(nodeName: node.configuration.nodeName, backends: node.backends,
+                 readinessTimeout: node.configuration.readinessTimeout).register(on: router)
+    APIRoutes(node: node).register(on: router)
+    SocketRoutes(node: node).register(on: router)
+    return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router),
+                       configuration: .init(address: .hostname(node.configuration.httpHost, port: node.configuration.httpPort),
                                             serverName: "parley"),
-                       logger: logger)
+                       services: node.services, logger: node.logger)
 }

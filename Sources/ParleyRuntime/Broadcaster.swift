@@ -43,7 +43,7 @@ public final class Broadcaster: EventPublisher {
     /// Local subscribers of `topic` (a node subscribes to the cluster topic while this is > 0).
     public func subscriberCount(_ topic: String) -> Int { state.withLock { $0.topics[topic]?.count ?? 0 } }
 
-    public func publish(_ event: ServerEvent, topic: String) async {
+    public func publish(_ event: ServerEvent, topic: String) {
         publish(event.frame(topic: topic))
     }
 

@@ -17,11 +17,22 @@ public struct NodeConfiguration: Sendable {
     public var migrateOnStart: Bool
     /// The longest a readiness check waits for a backend.
     public var readinessTimeout: Duration
+    /// Signs client tokens; every node of a cluster needs the same one (32 bytes or more).
+    public var tokenSecret: String
+    public var tokenLifetime: Duration
+    public var bcryptCost: Int
+    /// The message buffer writes at this many messages…
+    public var batchSize: Int
+    /// …or this long after the first of a batch, whichever comes first.
+    public var batchDelay: Duration
+    public var leaseTTL: Duration
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",
                 databaseURL: String = "postgres://parley@127.0.0.1:5433/parley", databasePoolSize: Int = 4,
-                migrateOnStart: Bool = true, readinessTimeout: Duration = .seconds(2)) {
+                migrateOnStart: Bool = true, readinessTimeout: Duration = .seconds(2),
+                tokenSecret: String = "parley-development-secret-change-me!", tokenLifetime: Duration = .seconds(7 * 24 * 3600),
+                bcryptCost: Int = 12, batchSize: Int = 10, batchDelay: Duration = .seconds(5), leaseTTL: Duration = .seconds(10)) {
         self.nodeName = nodeName
         self.httpHost = httpHost
         self.httpPort = httpPort
@@ -32,5 +43,11 @@ public struct NodeConfiguration: Sendable {
         self.databasePoolSize = databasePoolSize
         self.migrateOnStart = migrateOnStart
         self.readinessTimeout = readinessTimeout
+        self.tokenSecret = tokenSecret
+        self.tokenLifetime = tokenLifetime
+        self.bcryptCost = bcryptCost
+        self.batchSize = batchSize
+        self.batchDelay = batchDelay
+        self.leaseTTL = leaseTTL
     }
 }

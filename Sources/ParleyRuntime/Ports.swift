@@ -5,9 +5,11 @@ public protocol MessageSink: Sendable {
     func enqueue(_ message: MessageView) async
 }
 
-/// The one publish path for server events (the `Broadcaster`).
+/// The one publish path for server events (the `Broadcaster`). Synchronous on purpose: an
+/// actor publishes in the same step as it changes its state, so a subscriber attaching in
+/// another step sees each event exactly once.
 public protocol EventPublisher: Sendable {
-    func publish(_ event: ServerEvent, topic: String) async
+    func publish(_ event: ServerEvent, topic: String)
 }
 
 /// Why a channel refused a request; `reason` is the wire code of DESIGN §6.

@@ -63,6 +63,14 @@ public actor ServiceRegistry<Key: Hashable & Sendable, Value: Sendable> {
 
     public var count: Int { slots.count }
 
+    /// Keys whose value is running.
+    public var runningKeys: [Key] {
+        slots.compactMap { key, slot in
+            if case .running = slot { return key }
+            return nil
+        }
+    }
+
     /// The value for `key` stopped by itself (`abnormal`: it failed). Returns the restarted
     /// value when the policy restarts it.
     @discardableResult

@@ -59,7 +59,11 @@ struct Serve: AsyncParsableCommand {
         logger.info("parley node starting", metadata: [
             "node": "\(configuration.nodeName)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
             "version": "\(ParleyVersion.current)"])
-        let app = buildApplication(configuration: configuration, backends: connected, logger: logger)
+        if configuration.tokenSecret == NodeConfiguration().tokenSecret {
+            logger.warning("using the development token secret; set PARLEY_TOKEN_SECRET in production")
+        }
+        let node = await Node.start(configuration: configuration, backends: connected, logger: logger)
+        let app = buildApplication(node: node)
         do {
             try await app.runService()
         } catch {

@@ -55,12 +55,32 @@ struct NodeOptions: ParsableArguments {
     var httpPort: Int?
     @Option(help: "Apply migrations at start (true/false). Env PARLEY_MIGRATE_ON_START; default true.")
     var migrateOnStart: Bool?
+    @Option(help: "Secret that signs client tokens, 32+ bytes, the same on every node. Env PARLEY_TOKEN_SECRET; default a development secret (a warning is logged).")
+    var tokenSecret: String?
+    @Option(help: "bcrypt cost of password hashes. Env PARLEY_BCRYPT_COST; default 12.")
+    var bcryptCost: Int?
+    @Option(help: "Messages per PostgreSQL batch. Env PARLEY_BATCH_SIZE; default 10.")
+    var batchSize: Int?
+    @Option(help: "Longest wait before a partial batch is written, ms. Env PARLEY_BATCH_TIMEOUT_MS; default 5000.")
+    var batchTimeoutMs: Int?
+    @Option(help: "Channel lease TTL, ms. Env PARLEY_LEASE_TTL_MS; default 10000.")
+    var leaseTtlMs: Int?
 
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
         configuration.httpHost = try setting(httpHost, "PARLEY_HTTP_HOST", configuration.httpHost)
         configuration.httpPort = try setting(httpPort, "PARLEY_HTTP_PORT", configuration.httpPort)
         configuration.migrateOnStart = try setting(migrateOnStart, "PARLEY_MIGRATE_ON_START", configuration.migrateOnStart)
+        configuration.tokenSecret = try setting(tokenSecret, "PARLEY_TOKEN_SECRET", configuration.tokenSecret)
+        configuration.bcryptCost = try setting(bcryptCost, "PARLEY_BCRYPT_COST", configuration.bcryptCost)
+        configuration.batchSize = try setting(batchSize, "PARLEY_BATCH_SIZE", configuration.batchSize)
+        configuration.batchDelay = .milliseconds(try setting(batchTimeoutMs, "PARLEY_BATCH_TIMEOUT_MS", 5000))
+        configuration.leaseTTL = .milliseconds(try setting(leaseTtlMs, "PARLEY_LEASE_TTL_MS", 10000))
+        guard configuration.tokenSecret.utf8.count >= 32 else { throw ValidationError("the token secret must be at least 32 bytes") }
+        guard (4...31).contains(configuration.bcryptCost) else { throw ValidationError("bcrypt cost must be 4...31") }
+        guard configuration.batchSize > 0, configuration.batchDelay > .zero, configuration.leaseTTL >= .seconds(1) else {
+            throw ValidationError("batch size and timeout must be positive, the lease TTL at least 1000 ms")
+        }
         guard (0...65535).contains(configuration.httpPort) else {
             throw ValidationError("HTTP port \(configuration.httpPort) is out of range")
         }

@@ -5,13 +5,14 @@ import ParleyPostgres
 import ParleyRedis
 import ParleyRuntime
 import ServiceLifecycle
+import Synchronization
 import Testing
 
-actor RecordingPublisher: EventPublisher {
-    private(set) var events: [(topic: String, event: ServerEvent)] = []
-    func publish(_ event: ServerEvent, topic: String) { events.append((topic, event)) }
+final class RecordingPublisher: EventPublisher {
+    private let events = Mutex<[(topic: String, event: ServerEvent)]>([])
+    func publish(_ event: ServerEvent, topic: String) { events.withLock { $0.append((topic, event)) } }
     var createdSeqs: [Int64] {
-        events.compactMap { if case .messageCreated(let message) = $0.event { message.seq } else { nil } }
+        events.withLock { $0.compactMap { if case .messageCreated(let message) = $0.event { message.seq } else { nil } } }
     }
 }
 
@@ -62,7 +63,7 @@ struct MessagePathTests {
         await group.triggerGracefulShutdown()
         try await running
         #expect(await Self.storedCount(postgres, channel) == 57, "a graceful stop writes everything pending")
-        #expect(await publisher.createdSeqs == Array(1...57))
+        #expect(publisher.createdSeqs == Array(1...57))
         let seqs = try await postgres.query("SELECT seq FROM messages WHERE channel_id = $1::uuid ORDER BY seq", channel)
             .map { try $0.decode(Int64.self, at: 0) }
         #expect(seqs == Array(1...57), "no gap, no duplicate")
@@ -96,7 +97,7 @@ struct MessagePathTests {
         await #expect(throws: ChannelError.notOwner) {
             _ = try await server.post(userID: "alice", body: "two", clientMessageID: nil)
         }
-        #expect(await publisher.createdSeqs == [1])
+        #expect(publisher.createdSeqs == [1])
         #expect(await buffer.stats().pending == 1)
     }
 

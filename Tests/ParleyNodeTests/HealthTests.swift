@@ -8,24 +8,18 @@ import Testing
 
 @Suite("Node health endpoints")
 struct HealthTests {
-    static var redisURL: String { ProcessInfo.processInfo.environment["PARLEY_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380" }
-    static var databaseURL: String {
-        ProcessInfo.processInfo.environment["PARLEY_TEST_DATABASE_URL"] ?? "postgres://parley@127.0.0.1:5433/parley"
-    }
-
     struct Health: Decodable {
         let status: String
         let node: String
         let checks: [String: String]?
     }
 
-    func withNode(redisURL: String = redisURL, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let configuration = NodeConfiguration(nodeName: "health-test", httpPort: 0, redisURL: redisURL,
-                                              databaseURL: Self.databaseURL, readinessTimeout: .seconds(1))
+    func withNode(redisURL: String = NodeHarness.redisURL, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let logger = Logger(label: "test")
+        let configuration = NodeHarness.configuration(redisURL: redisURL)
         let backends = try Backends.connect(configuration, logger: logger)
-        let app = buildApplication(configuration: configuration, backends: backends, logger: logger)
-        try await app.test(.live) { client in try await body(client) }
+        let node = await Node.start(configuration: configuration, backends: backends, logger: logger)
+        try await buildApplication(node: node).test(.live) { client in try await body(client) }
         await backends.shutdown()
     }
 
@@ -35,7 +29,7 @@ struct HealthTests {
                 #expect(response.status == .ok)
                 let health = try JSONDecoder().decode(Health.self, from: Data(buffer: response.body))
                 #expect(health.status == "ok")
-                #expect(health.node == "health-test")
+                #expect(health.node == "test-node")
             }
             try await client.execute(uri: "/readyz", method: .get) { response in
                 #expect(response.status == .ok)

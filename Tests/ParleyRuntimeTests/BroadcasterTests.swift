@@ -26,7 +26,7 @@ final class RecordingSocket: FrameSubscriber {
 
 @Suite("Broadcaster")
 struct BroadcasterTests {
-    @Test func encodesOncePerSerializerAndReachesEverySubscriberOfTheTopic() async {
+    @Test func encodesOncePerSerializerAndReachesEverySubscriberOfTheTopic() {
         let broadcaster = Broadcaster()
         let v2Sockets = (0..<50).map { _ in RecordingSocket(codec: .v2) }
         let v1Socket = RecordingSocket(codec: .v1)
@@ -34,7 +34,7 @@ struct BroadcasterTests {
         for socket in v2Sockets { broadcaster.subscribe(socket, to: "channel:c1") }
         broadcaster.subscribe(v1Socket, to: "channel:c1")
         broadcaster.subscribe(elsewhere, to: "channel:c2")
-        await broadcaster.publish(.typing(userID: "u1", typing: true), topic: "channel:c1")
+        broadcaster.publish(.typing(userID: "u1", typing: true), topic: "channel:c1")
         #expect(v2Sockets.allSatisfy { $0.messages == [.text(#"[null,null,"channel:c1","typing",{"typing":true,"user_id":"u1"}]"#)] })
         #expect(v1Socket.messages == [.text(#"{"event":"typing","payload":{"typing":true,"user_id":"u1"},"ref":null,"topic":"channel:c1"}"#)])
         #expect(elsewhere.messages.isEmpty)

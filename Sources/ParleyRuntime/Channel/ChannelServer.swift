@@ -104,11 +104,11 @@ public actor ChannelServer {
         }
         remember(message)
         if typing.stop(userID) {
-            await publisher.publish(.typing(userID: userID, typing: false), topic: topic)
+            publisher.publish(.typing(userID: userID, typing: false), topic: topic)
         }
-        await publisher.publish(.messageCreated(message), topic: topic)
+        publisher.publish(.messageCreated(message), topic: topic)
         if let root = threadRootID {
-            await publisher.publish(.threadReply(message), topic: "thread:\(root)")
+            publisher.publish(.threadReply(message), topic: "thread:\(root)")
         }
         await sink.enqueue(message)
         return message
@@ -144,20 +144,30 @@ public actor ChannelServer {
         return page
     }
 
+    /// A history page (`load_history`): after `after` (oldest first), before `before`, or the
+    /// newest `limit` when neither is given.
+    public func history(before: Int64?, after: Int64?, limit: Int64) async throws -> [MessageView] {
+        if let after { return try await messages(after: after, limit: Int(limit)) }
+        return try await messages(before: before ?? lastSeq + 1, limit: Int(limit))
+    }
+
     /// A typing signal; broadcasts only changes. Call `expireTyping` on the tracker's deadline.
     public func setTyping(_ user: String, _ isTyping: Bool) async {
         guard members.contains(user) else { return }
         let changed = isTyping ? typing.start(user, at: clock.now()) : typing.stop(user)
-        if changed { await publisher.publish(.typing(userID: user, typing: isTyping), topic: topic) }
+        if changed { publisher.publish(.typing(userID: user, typing: isTyping), topic: topic) }
     }
 
     public func expireTyping() async {
         for user in typing.expire(at: clock.now()) {
-            await publisher.publish(.typing(userID: user, typing: false), topic: topic)
+            publisher.publish(.typing(userID: user, typing: false), topic: topic)
         }
     }
 
     public var nextTypingDeadline: Moment? { typing.nextDeadline }
+
+    /// The cached recent messages, oldest first.
+    var recentMessages: [MessageView] { Array(recent) }
 
     private func remember(_ message: MessageView) {
         recent.append(message)

@@ -1,0 +1,178 @@
+import Hummingbird
+import ParleyCore
+import ParleyRuntime
+
+/// The HTTP API of DESIGN §7 under `/api`.
+struct APIRoutes: Sendable {
+    let node: Node
+    static let maximumBodyBytes = 64 * 1024
+
+    func register(on router: Router<some RequestContext>) {
+        let api = router.group("api")
+        api.post("signup") { request, context in try await handle { try await signUp(request, context) } }
+        api.post("signin") { request, context in try await handle { try await signIn(request, context) } }
+        api.get("me") { request, _ in try await handle { try await me(request) } }
+        api.post("workspaces") { request, context in try await handle { try await createWorkspace(request, context) } }
+        api.post("workspaces/:workspace/members") { request, context in try await handle { try await addMember(request, context) } }
+        api.get("workspaces/:workspace/channels") { request, context in try await handle { try await listChannels(request, context) } }
+        api.post("workspaces/:workspace/channels") { request, context in try await handle { try await createChannel(request, context) } }
+        api.post("channels/:channel/join") { request, context in try await handle { try await joinChannel(request, context) } }
+        api.get("channels/:channel/messages") { request, context in try await handle { try await history(request, context) } }
+        api.post("channels/:channel/messages") { request, context in try await handle { try await post(request, context) } }
+    }
+
+    private func handle(_ body: () async throws -> JSONResponse) async throws -> JSONResponse {
+        do { return try await body() } catch { throw APIError.from(error) }
+    }
+
+    // MARK: Accounts
+
+    private func signUp(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let body = try await payload(request, context)
+        let email = try body.string("email", maxLength: 254)
+        guard email.contains("@") else { throw ProtocolError.invalidField(field: "email", reason: "is not an email address") }
+        let name = try body.string("display_name", maxLength: 80)
+        let password = try body.string("password", maxLength: 200, minLength: 8)
+        let user = try await node.directory.createUser(email: email, displayName: name, passwordHash: try await node.passwords.hash(password))
+        return JSONResponse(["user": user.json, "token": .string(try await node.tokens.issue(userID: user.id))], status: .created)
+    }
+
+    private func signIn(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let body = try await payload(request, context)
+        let email = try body.string("email", maxLength: 254)
+        let password = try body.string("password", maxLength: 200)
+        guard let user = try await node.directory.user(email: email),
+              try await node.passwords.verify(password, hash: user.passwordHash) else {
+            throw APIError(.unauthorized, "unauthorized", "wrong email or password")
+        }
+        return JSONResponse(["user": user.json, "token": .string(try await node.tokens.issue(userID: user.id))])
+    }
+
+    private func me(_ request: Request) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        guard let record = try await node.directory.user(id: user) else { throw APIError.unauthorized }
+        return JSONResponse(["user": record.json])
+    }
+
+    // MARK: Workspaces and channels
+
+    private func createWorkspace(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let body = try await payload(request, context)
+        let name = try body.string("name", maxLength: 80)
+        let slug = try body.optionalID("slug") ?? Self.slug(name)
+        return JSONResponse(["workspace": try await node.directory.createWorkspace(name: name, slug: slug, owner: user).json],
+                            status: .created)
+    }
+
+    private func addMember(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let workspace = try context.parameters.require("workspace")
+        try await requireWorkspaceMember(workspace, user)
+        let email = try await payload(request, context).string("email", maxLength: 254)
+        guard let member = try await node.directory.user(email: email) else { throw DirectoryError.notFound("user \(email)") }
+        try await node.directory.addWorkspaceMember(workspace: workspace, user: member.id)
+        return JSONResponse(["user": member.json])
+    }
+
+    private func listChannels(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let workspace = try context.parameters.require("workspace")
+        try await requireWorkspaceMember(workspace, user)
+        return JSONResponse(["channels": .array(try await node.directory.channels(workspace: workspace).map(\.json))])
+    }
+
+    private func createChannel(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let workspace = try context.parameters.require("workspace")
+        let body = try await payload(request, context)
+        let name = try body.string("name", maxLength: 80)
+        let kindText = try body.optionalString("kind", maxLength: 16) ?? "public"
+        guard let kind = ChannelRecord.Kind(rawValue: kindText) else {
+            throw ProtocolError.invalidField(field: "kind", reason: "must be public, private or direct")
+        }
+        let channel = try await node.directory.createChannel(workspace: workspace, name: name, kind: kind, creator: user)
+        return JSONResponse(["channel": channel.json], status: .created)
+    }
+
+    private func joinChannel(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let channel = try context.parameters.require("channel")
+        try await node.directory.joinChannel(channel, user: user)
+        await node.channels.runningServer(for: channel)?.addMember(user)
+        return JSONResponse(["joined": .string(channel)])
+    }
+
+    // MARK: Messages
+
+    private func history(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let channel = try context.parameters.require("channel")
+        let query = request.uri.queryParameters
+        func number(_ name: String) throws -> Int64? {
+            guard let raw = query[Substring(name)] else { return nil }
+            guard let value = Int64(raw), value >= 0 else { throw ProtocolError.invalidField(field: name, reason: "must be a whole number") }
+            return value
+        }
+        let command = try ChannelCommand(event: "load_history", payload: .object([
+            "before": try number("before").map { .int($0) } ?? .null, "after": try number("after").map { .int($0) } ?? .null,
+            "limit": try number("limit").map { .int($0) } ?? .null,
+        ]), limits: node.limits)
+        guard case .loadHistory(let before, let after, let limit) = command else { throw ChannelError.notFound("history") }
+        let server = try await node.channels.server(for: channel)
+        guard await server.isMember(user) else { throw ChannelError.notAMember }
+        return JSONResponse(["messages": .array(try await server.history(before: before, after: after, limit: limit).map(\.json))])
+    }
+
+    private func post(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let channel = try context.parameters.require("channel")
+        let body = try await payload(request, context)
+        guard case .newMessage(let text, let clientID, let root) = try ChannelCommand(event: "new_message", payload: .object(body.members),
+                                                                                     limits: node.limits) else {
+            throw ChannelError.notFound("message")
+        }
+        let server = try await node.channels.server(for: channel)
+        let message = try await server.post(userID: user, body: text, clientMessageID: clientID, threadRootID: root)
+        return JSONResponse(["message": message.json], status: .created)
+    }
+
+    // MARK: Helpers
+
+    private func authenticate(_ request: Request) async throws -> String {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
+        do {
+            return try await node.tokens.verify(String(header.dropFirst("Bearer ".count)))
+        } catch {
+            throw APIError(.unauthorized, "unauthorized", error.description)
+        }
+    }
+
+    private func requireWorkspaceMember(_ workspace: String, _ user: String) async throws {
+        guard try await node.directory.isWorkspaceMember(workspace: workspace, user: user) else {
+            throw DirectoryError.forbidden("not a member of workspace \(workspace)")
+        }
+    }
+
+    private func payload(_ request: Request, _ context: some RequestContext) async throws -> PayloadReader {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: Self.maximumBodyBytes)
+        } catch {
+            throw ProtocolError.tooLarge(field: "body", limit: Self.maximumBodyBytes, size: Self.maximumBodyBytes + 1)
+        }
+        do {
+            return try PayloadReader(try JSONParser.parse(Array(buffer.readableBytesView)))
+        } catch let error as JSONParseError {
+            throw ProtocolError.malformedJSON(error)
+        }
+    }
+
+    static func slug(_ name: String) -> String {
+        let lowered = name.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
+        let trimmed = lowered.split(separator: "-").joined(separator: "-")
+        let base = trimmed.isEmpty ? "workspace" : String(trimmed.prefix(40))
+        return Topic.isValidID(base) ? base : "workspace"
+    }
+}

@@ -1,0 +1,34 @@
+import Logging
+import ParleyCore
+import ParleyRuntime
+
+/// Everything the gateway serves from on one node.
+public struct Node: Sendable {
+    public let configuration: NodeConfiguration
+    public let identity: NodeIdentity
+    public let backends: Backends
+    public let directory: any Directory
+    public let channels: ChannelRouter
+    public let broadcaster: Broadcaster
+    public let buffer: MessageBuffer
+    public let tokens: TokenIssuer
+    public let passwords: PasswordHasher
+    public let limits: PayloadLimits
+    public let logger: Logger
+
+    public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: Backends, directory: any Directory,
+                channels: ChannelRouter, broadcaster: Broadcaster, buffer: MessageBuffer, tokens: TokenIssuer,
+                passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(), logger: Logger) {
+        self.configuration = configuration
+        self.identity = identity
+        self.backends = backends
+        self.directory = directory
+        self.channels = channels
+        self.broadcaster = broadcaster
+        self.buffer = buffer
+        self.tokens = tokens
+        self.passwords = passwords
+        self.limits = limits
+        self.logger = logger
+    }
+}

@@ -1,0 +1,146 @@
+import Logging
+import ParleyCore
+import ParleyRuntime
+
+/// One client's socket (DESIGN §6): Phoenix Channels over either serializer. It decodes each
+/// frame, checks the user, the topic and the payload, runs the request, and queues the reply
+/// in the socket's outbox; every refusal is an error reply with a stable reason, and the
+/// socket stays up.
+actor SocketSession {
+    private let node: Node
+    let outbox: SocketOutbox
+    /// The user the socket's token names, if it came with one.
+    private let socketUser: String?
+    private var joined: [String: (joinRef: String?, channel: String, user: String)] = [:]
+    private var bucket: TokenBucket
+    private let clock = SystemClock()
+
+    init(node: Node, codec: PhoenixCodec, user: String?, outboxCapacity: Int = 512) {
+        self.node = node
+        self.socketUser = user
+        outbox = SocketOutbox(codec: codec, capacity: outboxCapacity)
+        bucket = TokenBucket(capacity: 30, refillPerSecond: 10, now: SystemClock().now())
+    }
+
+    func receive(text: [UInt8]) async {
+        do {
+            await handle(try outbox.codec.decode(textBytes: text))
+        } catch {
+            // No frame to answer to: say so on the socket's own topic.
+            outbox.send(PhoenixFrame(topic: "phoenix", event: "phx_reply",
+                                     json: ["status": "error", "response": ["reason": .string(error.reason), "message": .string(error.description)]]))
+        }
+    }
+
+    func receive(binary: [UInt8]) async {
+        do {
+            let frame = try outbox.codec.decode(binary: binary)
+            reply(to: frame, error: ProtocolError.invalidField(field: "payload", reason: "binary payloads are not accepted on \(frame.topic)"))
+        } catch {
+            outbox.send(PhoenixFrame(topic: "phoenix", event: "phx_reply",
+                                     json: ["status": "error", "response": ["reason": .string(error.reason)]]))
+        }
+    }
+
+    /// The socket closed: leave every topic.
+    func close() {
+        for topic in joined.keys { node.broadcaster.unsubscribe(outbox, from: topic) }
+        joined.removeAll()
+        outbox.close()
+    }
+
+    private func handle(_ frame: PhoenixFrame) async {
+        if frame.topic == "phoenix" && frame.event == "heartbeat" {
+            outbox.send(.reply(to: frame, status: "ok", response: [:]))
+            return
+        }
+        switch frame.event {
+        case "phx_join": await join(frame)
+        case "phx_leave": leave(frame)
+        default: await channelEvent(frame)
+        }
+    }
+
+    private func join(_ frame: PhoenixFrame) async {
+        let request: JoinRequest
+        let channel: String
+        do {
+            request = try JoinRequest(payload: frame.json)
+            guard case .channel(let id) = try Topic(frame.topic) else { throw ProtocolError.unknownTopic(frame.topic) }
+            channel = id
+        } catch {
+            reply(to: frame, error: error)
+            return
+        }
+        guard let user = await user(from: request) else {
+            outbox.send(.errorReply(to: frame, reason: "unauthorized", message: "a valid token is required"))
+            return
+        }
+        if joined[frame.topic] != nil { leave(frame, silently: true) }
+        do {
+            let server = try await node.channels.server(for: channel)
+            guard await server.isMember(user) else { throw ChannelError.notAMember }
+            joined[frame.topic] = (frame.joinRef, channel, user)
+            outbox.send(.reply(to: frame, status: "ok", response: ["last_seq": .int(await server.currentSeq)]))
+            try await server.attach(outbox, to: node.broadcaster, after: request.lastSeq)
+        } catch {
+            joined[frame.topic] = nil
+            node.broadcaster.unsubscribe(outbox, from: frame.topic)
+            if let channelError = error as? ChannelError {
+                outbox.send(.errorReply(to: frame, reason: channelError.reason, message: channelError.description))
+            } else {
+                outbox.send(.errorReply(to: frame, reason: "unavailable", message: "\(error)"))
+            }
+        }
+    }
+
+    private func leave(_ frame: PhoenixFrame, silently: Bool = false) {
+        joined[frame.topic] = nil
+        node.broadcaster.unsubscribe(outbox, from: frame.topic)
+        if !silently { outbox.send(.reply(to: frame, status: "ok", response: [:])) }
+    }
+
+    private func channelEvent(_ frame: PhoenixFrame) async {
+        guard let membership = joined[frame.topic] else {
+            outbox.send(.errorReply(to: frame, reason: "unmatched_topic", message: "join \(frame.topic) first"))
+            return
+        }
+        guard case .allowed = bucket.take(at: clock.now()) else {
+            outbox.send(.errorReply(to: frame, reason: "rate_limited", message: "too many requests; slow down"))
+            return
+        }
+        do {
+            let command = try ChannelCommand(event: frame.event, payload: frame.json, limits: node.limits)
+            let server = try await node.channels.server(for: membership.channel)
+            switch command {
+            case .newMessage(let body, let clientID, let root):
+                let message = try await server.post(userID: membership.user, body: body, clientMessageID: clientID, threadRootID: root)
+                outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(message.seq), "id": .string(message.id)]))
+            case .loadHistory(let before, let after, let limit):
+                let page = try await server.history(before: before, after: after, limit: limit)
+                outbox.send(.reply(to: frame, status: "ok", response: ["messages": .array(page.map(\.json))]))
+            case .typingStart, .typingStop:
+                await server.setTyping(membership.user, command == .typingStart)
+                outbox.send(.reply(to: frame, status: "ok", response: [:]))
+            case .editMessage, .deleteMessage, .addReaction, .removeReaction, .markRead:
+                outbox.send(.errorReply(to: frame, reason: "not_supported", message: "\(frame.event) is not available on this node yet"))
+            }
+        } catch {
+            reply(to: frame, error: error)
+        }
+    }
+
+    private func reply(to frame: PhoenixFrame, error: any Error) {
+        switch error {
+        case let error as ProtocolError: outbox.send(.errorReply(to: frame, reason: error.reason, message: error.description))
+        case let error as ChannelError: outbox.send(.errorReply(to: frame, reason: error.reason, message: error.description))
+        default: outbox.send(.errorReply(to: frame, reason: "unavailable", message: "\(error)"))
+        }
+    }
+
+    private func user(from request: JoinRequest) async -> String? {
+        if let socketUser { return socketUser }
+        guard let token = request.token else { return nil }
+        return try? await node.tokens.verify(token)
+    }
+}

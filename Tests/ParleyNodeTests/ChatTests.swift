@@ -1,0 +1,127 @@
+import Foundation
+import HummingbirdTesting
+import ParleyCore
+import ParleyGateway
+import Testing
+
+@Suite("One node end to end: HTTP API and Phoenix WebSocket")
+struct ChatTests {
+    /// Alice and Bob in one workspace channel.
+    static func room(_ client: any TestClientProtocol) async throws -> (alice: TestUser, bob: TestUser, channel: String, workspace: String) {
+        let alice = try await client.signUp("alice")
+        let bob = try await client.signUp("bob")
+        let (_, workspace) = try await client.json(.post, "/api/workspaces", token: alice.token, body: ["name": "Acme"])
+        let workspaceID = workspace["workspace"]?["id"]?.stringValue ?? ""
+        let (_, channel) = try await client.json(.post, "/api/workspaces/\(workspaceID)/channels", token: alice.token,
+                                                 body: ["name": "general"])
+        let channelID = channel["channel"]?["id"]?.stringValue ?? ""
+        return (alice, bob, channelID, workspaceID)
+    }
+
+    @Test func twoUsersChatOverWebSocketsAndHistoryPagesBySeq() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode { client, _ in
+                let (alice, bob, channel, workspace) = try await Self.room(client)
+                let topic = "channel:\(channel)"
+                let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")
+                // Bob is not a member yet.
+                let refused = try await bobSocket.reply(to: bobSocket.push(topic, "phx_join", [:], joinRef: "1"))
+                #expect(refused.status == "error" && refused.response["reason"] == "not_a_member")
+                _ = try await client.json(.post, "/api/workspaces/\(workspace)/members", token: alice.token,
+                                          body: ["email": .string(try await client.json(.get, "/api/me", token: bob.token).1["user"]?["email"]?.stringValue ?? "")])
+                let (joinStatus, _) = try await client.json(.post, "/api/channels/\(channel)/join", token: bob.token)
+                #expect(joinStatus == .ok)
+                let joined = try await bobSocket.reply(to: bobSocket.push(topic, "phx_join", [:], joinRef: "2"))
+                #expect(joined.status == "ok")
+
+                // Alice joins with the token in the join payload (as some clients send it).
+                let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0")
+                let aliceJoin = try await aliceSocket.reply(to: aliceSocket.push(topic, "phx_join", ["token": .string(alice.token)], joinRef: "1"))
+                #expect(aliceJoin.status == "ok")
+
+                let sent = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message",
+                                                                            ["body": "hi bob", "client_msg_id": "a-1"], joinRef: "1"))
+                #expect(sent.status == "ok" && sent.response["seq"] == 1)
+                let received = try await bobSocket.event("message_created", on: topic)
+                #expect(received["body"] == "hi bob" && received["seq"] == 1 && received["user_id"] == .string(alice.id))
+
+                // A resend with the same client_msg_id is acknowledged with the first seq and stored once.
+                let resent = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message",
+                                                                              ["body": "hi bob", "client_msg_id": "a-1"], joinRef: "1"))
+                #expect(resent.response["seq"] == 1 && resent.response["id"] == sent.response["id"])
+
+                // Typing reaches the other user.
+                _ = try await bobSocket.reply(to: bobSocket.push(topic, "typing_start", [:], joinRef: "2"))
+                let typing = try await aliceSocket.event("typing", on: topic)
+                #expect(typing == ["user_id": .string(bob.id), "typing": true])
+
+                for n in 2...30 {
+                    _ = try await bobSocket.reply(to: bobSocket.push(topic, "new_message", ["body": .string("msg \(n)")], joinRef: "2"))
+                }
+                let page = try await aliceSocket.reply(to: aliceSocket.push(topic, "load_history", ["before": 11, "limit": 5], joinRef: "1"))
+                #expect(page.response["messages"]?.arrayValue?.compactMap { $0["seq"]?.intValue } == [6, 7, 8, 9, 10])
+                let (_, http) = try await client.json(.get, "/api/channels/\(channel)/messages?after=25&limit=3", token: bob.token)
+                #expect(http["messages"]?.arrayValue?.compactMap { $0["seq"]?.intValue } == [26, 27, 28])
+                aliceSocket.close()
+                bobSocket.close()
+            }
+        }
+    }
+
+    @Test func rejoiningWithLastSeqCatchesUpWithoutGapOrDuplicate() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode { client, _ in
+                let (alice, _, channel, _) = try await Self.room(client)
+                let topic = "channel:\(channel)"
+                for n in 1...12 {
+                    _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token,
+                                              body: ["body": .string("m\(n)")])
+                }
+                let socket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
+                let joined = try await socket.reply(to: socket.push(topic, "phx_join", ["last_seq": 4], joinRef: "1"))
+                #expect(joined.status == "ok" && joined.response["last_seq"] == 12)
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "live"])
+                var seqs: [Int64] = []
+                while seqs.last != 13 {
+                    seqs.append(try await socket.event("message_created", on: topic)["seq"]?.intValue ?? -1)
+                }
+                #expect(seqs == Array(5...13))
+                socket.close()
+            }
+        }
+    }
+
+    @Test func badInputGetsErrorRepliesAndTheSocketStaysUp() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode { client, _ in
+                let (alice, _, channel, _) = try await Self.room(client)
+                let topic = "channel:\(channel)"
+                let socket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
+                #expect(try await socket.reply(to: socket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                socket.sendRaw("[not json")
+                let malformed = try await socket.next { $0.arrayValue?[2] == "phoenix" && $0.arrayValue?[3] == "phx_reply" }
+                #expect(malformed.arrayValue?[4]["response"]?["reason"] == "invalid_payload")
+                let big = try await socket.reply(to: socket.push(topic, "new_message", ["body": .string(String(repeating: "x", count: 5000))], joinRef: "1"))
+                #expect(big.status == "error" && big.response["reason"] == "too_large")
+                let unknown = try await socket.reply(to: socket.push(topic, "dance", [:], joinRef: "1"))
+                #expect(unknown.response["reason"] == "unknown_event")
+                let invalid = try await socket.reply(to: socket.push(topic, "new_message", ["body": 42], joinRef: "1"))
+                #expect(invalid.response["reason"] == "invalid_payload")
+                let unjoined = try await socket.reply(to: socket.push("channel:elsewhere", "new_message", ["body": "x"]))
+                #expect(unjoined.response["reason"] == "unmatched_topic")
+                let badToken = PhoenixSocket(port: client.port!, query: "vsn=2.0.0")
+                let refused = try await badToken.reply(to: badToken.push(topic, "phx_join", ["token": "forged"], joinRef: "1"))
+                #expect(refused.response["reason"] == "unauthorized")
+                // Still up: a heartbeat and a message go through.
+                #expect(try await socket.reply(to: socket.push("phoenix", "heartbeat", [:])).status == "ok")
+                #expect(try await socket.reply(to: socket.push(topic, "new_message", ["body": "still here"], joinRef: "1")).status == "ok")
+                let (status, error) = try await client.json(.post, "/api/signup", raw: "{nope")
+                #expect(status == .badRequest && error["error"]?["code"] == "invalid_payload")
+                let (unauthorized, _) = try await client.json(.get, "/api/me", token: "forged")
+                #expect(unauthorized == .unauthorized)
+                socket.close()
+                badToken.close()
+            }
+        }
+    }
+}
