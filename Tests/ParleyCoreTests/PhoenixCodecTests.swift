@@ -28,6 +28,9 @@ struct PhoenixCodecTests {
         // Integer refs (some clients) are accepted as strings.
         let numeric = try PhoenixCodec.v1.decode(text: #"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":7}"#)
         #expect(numeric.ref == "7")
+        // Phoenix echoes a ref as it came: clients such as phxsocket match replies by the integer.
+        #expect(PhoenixCodec.v1.encode(.reply(to: numeric, status: "ok", response: [:]))
+                == .text(#"{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":7,"topic":"phoenix"}"#))
         let encoded = PhoenixCodec.v1.encode(PhoenixFrame.reply(to: frame, status: "ok", response: [:]))
         #expect(encoded == .text(#"{"event":"phx_reply","join_ref":"1","payload":{"response":{},"status":"ok"},"ref":"1","topic":"channel:c"}"#))
         let broadcast = PhoenixCodec.v1.encode(PhoenixFrame(topic: "t", event: "e", json: ["m": 1]))

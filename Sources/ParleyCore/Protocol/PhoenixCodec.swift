@@ -69,10 +69,12 @@ public enum PhoenixCodec: String, Sendable, CaseIterable {
         guard case .object(let members) = value else { throw .malformedFrame("expected a JSON object, got \(value.typeName)") }
         guard let topic = members["topic"] else { throw .missingField("topic") }
         guard let event = members["event"] else { throw .missingField("event") }
-        return PhoenixFrame(joinRef: try optionalRef(members["join_ref"] ?? .null, "join_ref"),
-                            ref: try optionalRef(members["ref"] ?? .null, "ref"),
-                            topic: try requiredString(topic, "topic"), event: try requiredString(event, "event"),
-                            payload: .json(members["payload"] ?? .object([:])))
+        var frame = PhoenixFrame(joinRef: try optionalRef(members["join_ref"] ?? .null, "join_ref"),
+                                 ref: try optionalRef(members["ref"] ?? .null, "ref"),
+                                 topic: try requiredString(topic, "topic"), event: try requiredString(event, "event"),
+                                 payload: .json(members["payload"] ?? .object([:])))
+        if case .int = members["ref"] { frame.refsAreIntegers = true }
+        return frame
     }
 
     /// Refs are strings in Phoenix's clients; some third-party clients send integers.
@@ -110,8 +112,13 @@ public enum PhoenixCodec: String, Sendable, CaseIterable {
     }
 
     private func encodeJSON(_ frame: PhoenixFrame, payload: JSONValue) -> String {
-        let joinRef: JSONValue = frame.joinRef.map { .string($0) } ?? .null
-        let ref: JSONValue = frame.ref.map { .string($0) } ?? .null
+        func encodeRef(_ ref: String?) -> JSONValue {
+            guard let ref else { return .null }
+            if frame.refsAreIntegers, let number = Int64(ref) { return .int(number) }
+            return .string(ref)
+        }
+        let joinRef = encodeRef(frame.joinRef)
+        let ref = encodeRef(frame.ref)
         switch self {
         case .v2:
             return JSONValue.array([joinRef, ref, .string(frame.topic), .string(frame.event), payload]).jsonText

@@ -11,6 +11,9 @@ public struct PhoenixFrame: Sendable, Hashable {
     public var topic: String
     public var event: String
     public var payload: Payload
+    /// The client sent its refs as JSON integers (some v1 clients do); replies echo them so,
+    /// as Phoenix does, since such clients match replies by the integer.
+    public var refsAreIntegers = false
 
     public init(joinRef: String? = nil, ref: String? = nil, topic: String, event: String, payload: Payload) {
         self.joinRef = joinRef
@@ -32,8 +35,10 @@ public struct PhoenixFrame: Sendable, Hashable {
 
     /// A `phx_reply` to `request` with `status` ("ok" / "error") and `response`.
     public static func reply(to request: PhoenixFrame, status: String, response: JSONValue) -> PhoenixFrame {
-        PhoenixFrame(joinRef: request.joinRef, ref: request.ref, topic: request.topic, event: "phx_reply",
-                     json: ["status": .string(status), "response": response])
+        var frame = PhoenixFrame(joinRef: request.joinRef, ref: request.ref, topic: request.topic, event: "phx_reply",
+                                 json: ["status": .string(status), "response": response])
+        frame.refsAreIntegers = request.refsAreIntegers
+        return frame
     }
 
     /// A `phx_reply` with `{"status": "error", "response": {"reason": …}}`.
