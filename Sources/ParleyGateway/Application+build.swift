@@ -11,6 +11,7 @@ public func buildApplication(node: Node) -> some ApplicationProtocol {
     let router = Router(context: BasicWebSocketRequestContext.self)
     HealthRoutes(nodeName: node.configuration.nodeName, backends: node.backends,
                  readinessTimeout: node.configuration.readinessTimeout).register(on: router)
+    MetricsRoutes(node: node).register(on: router)
     APIRoutes(node: node).register(on: router)
     SocketRoutes(node: node).register(on: router)
     return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router),

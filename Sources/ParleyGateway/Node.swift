@@ -14,6 +14,7 @@ public struct Node: Sendable {
     public let tokens: TokenIssuer
     public let passwords: PasswordHasher
     public let limits: PayloadLimits
+    public let metrics: NodeMetrics
     public let logger: Logger
 
     public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: Backends, directory: any Directory,
@@ -29,6 +30,7 @@ public struct Node: Sendable {
         self.tokens = tokens
         self.passwords = passwords
         self.limits = limits
+        self.metrics = NodeMetrics(identity: identity)
         self.logger = logger
     }
 }

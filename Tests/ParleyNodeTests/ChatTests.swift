@@ -62,6 +62,17 @@ struct ChatTests {
                 #expect(page.response["messages"]?.arrayValue?.compactMap { $0["seq"]?.intValue } == [6, 7, 8, 9, 10])
                 let (_, http) = try await client.json(.get, "/api/channels/\(channel)/messages?after=25&limit=3", token: bob.token)
                 #expect(http["messages"]?.arrayValue?.compactMap { $0["seq"]?.intValue } == [26, 27, 28])
+
+                let metrics = try await client.execute(uri: "/metrics", method: .get) { response in
+                    String(decoding: response.body.readableBytesView, as: UTF8.self)
+                }
+                // 30 messages and one acknowledged resend; one refused join.
+                #expect(metrics.contains("parley_messages_accepted_total 31"))
+                #expect(metrics.contains("parley_ws_error_replies_total 1"))
+                #expect(metrics.contains("parley_ws_connections 2.0"))
+                #expect(metrics.contains("parley_ws_joins_total 2"))
+                #expect(metrics.contains("parley_broadcast_deliveries_total"))
+                #expect(metrics.contains("parley_buffer_lag_milliseconds"))
                 aliceSocket.close()
                 bobSocket.close()
             }

@@ -24,6 +24,8 @@ struct SocketRoutes: Sendable {
             let codec = PhoenixCodec(vsn: context.request.uri.queryParameters["vsn"].map(String.init)) ?? .v2
             let user: String? = if let token = Self.token(context.request) { try? await node.tokens.verify(token) } else { nil }
             let session = SocketSession(node: node, codec: codec, user: user)
+            node.metrics.connections.increment()
+            defer { node.metrics.connections.decrement() }
             let outbox = session.outbox
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

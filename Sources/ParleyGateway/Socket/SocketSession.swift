@@ -23,6 +23,7 @@ actor SocketSession {
     }
 
     func receive(text: [UInt8]) async {
+        node.metrics.framesIn.increment()
         do {
             await handle(try outbox.codec.decode(textBytes: text))
         } catch {
@@ -73,7 +74,7 @@ actor SocketSession {
             return
         }
         guard let user = await user(from: request) else {
-            outbox.send(.errorReply(to: frame, reason: "unauthorized", message: "a valid token is required"))
+            refuse(frame, reason: "unauthorized", message: "a valid token is required")
             return
         }
         if joined[frame.topic] != nil { leave(frame, silently: true) }
@@ -82,14 +83,15 @@ actor SocketSession {
             guard await server.isMember(user) else { throw ChannelError.notAMember }
             joined[frame.topic] = (frame.joinRef, channel, user)
             outbox.send(.reply(to: frame, status: "ok", response: ["last_seq": .int(await server.currentSeq)]))
+            node.metrics.joins.increment()
             try await server.attach(outbox, to: node.broadcaster, after: request.lastSeq)
         } catch {
             joined[frame.topic] = nil
             node.broadcaster.unsubscribe(outbox, from: frame.topic)
             if let channelError = error as? ChannelError {
-                outbox.send(.errorReply(to: frame, reason: channelError.reason, message: channelError.description))
+                refuse(frame, reason: channelError.reason, message: channelError.description)
             } else {
-                outbox.send(.errorReply(to: frame, reason: "unavailable", message: "\(error)"))
+                refuse(frame, reason: "unavailable", message: "\(error)")
             }
         }
     }
@@ -102,11 +104,11 @@ actor SocketSession {
 
     private func channelEvent(_ frame: PhoenixFrame) async {
         guard let membership = joined[frame.topic] else {
-            outbox.send(.errorReply(to: frame, reason: "unmatched_topic", message: "join \(frame.topic) first"))
+            refuse(frame, reason: "unmatched_topic", message: "join \(frame.topic) first")
             return
         }
         guard case .allowed = bucket.take(at: clock.now()) else {
-            outbox.send(.errorReply(to: frame, reason: "rate_limited", message: "too many requests; slow down"))
+            refuse(frame, reason: "rate_limited", message: "too many requests; slow down")
             return
         }
         do {
@@ -116,6 +118,7 @@ actor SocketSession {
             case .newMessage(let body, let clientID, let root):
                 let message = try await server.post(userID: membership.user, body: body, clientMessageID: clientID, threadRootID: root)
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(message.seq), "id": .string(message.id)]))
+                node.metrics.messagesAccepted.increment()
             case .loadHistory(let before, let after, let limit):
                 let page = try await server.history(before: before, after: after, limit: limit)
                 outbox.send(.reply(to: frame, status: "ok", response: ["messages": .array(page.map(\.json))]))
@@ -123,18 +126,23 @@ actor SocketSession {
                 await server.setTyping(membership.user, command == .typingStart)
                 outbox.send(.reply(to: frame, status: "ok", response: [:]))
             case .editMessage, .deleteMessage, .addReaction, .removeReaction, .markRead:
-                outbox.send(.errorReply(to: frame, reason: "not_supported", message: "\(frame.event) is not available on this node yet"))
+                refuse(frame, reason: "not_supported", message: "\(frame.event) is not available on this node yet")
             }
         } catch {
             reply(to: frame, error: error)
         }
     }
 
+    private func refuse(_ frame: PhoenixFrame, reason: String, message: String) {
+        node.metrics.errorReplies.increment()
+        outbox.send(.errorReply(to: frame, reason: reason, message: message))
+    }
+
     private func reply(to frame: PhoenixFrame, error: any Error) {
         switch error {
-        case let error as ProtocolError: outbox.send(.errorReply(to: frame, reason: error.reason, message: error.description))
-        case let error as ChannelError: outbox.send(.errorReply(to: frame, reason: error.reason, message: error.description))
-        default: outbox.send(.errorReply(to: frame, reason: "unavailable", message: "\(error)"))
+        case let error as ProtocolError: refuse(frame, reason: error.reason, message: error.description)
+        case let error as ChannelError: refuse(frame, reason: error.reason, message: error.description)
+        default: refuse(frame, reason: "unavailable", message: "\(error)")
         }
     }
 

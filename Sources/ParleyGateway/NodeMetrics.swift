@@ -1,0 +1,77 @@
+import Hummingbird
+import ParleyCore
+import ParleyRuntime
+import Prometheus
+import Synchronization
+
+/// The node's Prometheus metrics (served at `/metrics`). Socket counters are counted where
+/// they happen; the services' own `stats()` are read at each scrape.
+public final class NodeMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let connections: Gauge
+    let framesIn: Counter
+    let joins: Counter
+    let errorReplies: Counter
+    let messagesAccepted: Counter
+    private let published: Counter
+    private let deliveries: Counter
+    private let dropped: Counter
+    private let storedRows: Counter
+    private let storeErrors: Counter
+    private let pending: Gauge
+    private let lag: Gauge
+    private let lastSeen = Mutex<[String: Int]>([:])
+
+    public init(identity: NodeIdentity) {
+        connections = registry.makeGauge(name: "parley_ws_connections", help: "Open WebSocket connections")
+        framesIn = registry.makeCounter(name: "parley_ws_frames_in_total", help: "Frames received from clients")
+        joins = registry.makeCounter(name: "parley_ws_joins_total", help: "Successful channel joins")
+        errorReplies = registry.makeCounter(name: "parley_ws_error_replies_total", help: "Requests answered with an error reply")
+        messagesAccepted = registry.makeCounter(name: "parley_messages_accepted_total", help: "Messages acknowledged (in the log)")
+        published = registry.makeCounter(name: "parley_broadcast_published_total", help: "Events published")
+        deliveries = registry.makeCounter(name: "parley_broadcast_deliveries_total", help: "Frames queued to local sockets (fan-out)")
+        dropped = registry.makeCounter(name: "parley_broadcast_dropped_total", help: "Frames refused by full socket queues")
+        storedRows = registry.makeCounter(name: "parley_buffer_rows_total", help: "Messages written to PostgreSQL")
+        storeErrors = registry.makeCounter(name: "parley_buffer_errors_total", help: "Failed PostgreSQL batch writes")
+        pending = registry.makeGauge(name: "parley_buffer_pending", help: "Messages waiting for PostgreSQL")
+        lag = registry.makeGauge(name: "parley_buffer_lag_milliseconds", help: "Age of the oldest message not yet in PostgreSQL")
+        registry.makeGauge(name: "parley_node_info", labels: [("node", identity.description), ("version", ParleyVersion.current)],
+                           help: "This node").set(to: 1.0)
+    }
+
+    /// Reads the services' stats and renders the registry in the Prometheus text format.
+    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer) async -> [UInt8] {
+        let broadcast = broadcaster.stats()
+        let stored = await buffer.stats()
+        advance(published, "published", to: broadcast.published)
+        advance(deliveries, "deliveries", to: broadcast.deliveries)
+        advance(dropped, "dropped", to: broadcast.dropped)
+        advance(storedRows, "rows", to: stored.rows)
+        advance(storeErrors, "errors", to: stored.errors)
+        pending.set(to: Double(stored.pending))
+        lag.set(to: Double(stored.lagMilliseconds))
+        return registry.emitToBuffer()
+    }
+
+    /// Counters only go up: add what a service's running total gained since the last scrape.
+    private func advance(_ counter: Counter, _ key: String, to total: Int) {
+        let delta = lastSeen.withLock { seen in
+            defer { seen[key] = total }
+            return max(0, total - (seen[key] ?? 0))
+        }
+        if delta > 0 { counter.increment(by: Int64(delta)) }
+    }
+}
+
+/// `GET /metrics`.
+struct MetricsRoutes: Sendable {
+    let node: Node
+
+    func register(on router: Router<some RequestContext>) {
+        router.get("metrics") { _, _ in
+            let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
+}
