@@ -35,6 +35,7 @@ public struct MessageView: Sendable, Hashable {
         members["client_msg_id"] = clientMessageID.map { .string($0) } ?? .null
         members["edited_at"] = editedAt.map { .int($0) } ?? .null
         members["deleted_at"] = deletedAt.map { .int($0) } ?? .null
+        members["entities"] = .array(MessageEntity.parse(body).map(\.json))
         return .object(members)
     }
 }
