@@ -8,6 +8,13 @@ public protocol FrameSubscriber: AnyObject, Sendable {
     /// Queues `message` for the socket; false when its outbound queue is full (the socket is
     /// then too slow and gets disconnected by its owner).
     func deliver(_ message: WebSocketMessage) -> Bool
+    /// Queues `message` once the queue has room, waiting for the socket to drain (catch-up of
+    /// a long backlog); false when the socket is gone.
+    func deliverWhenReady(_ message: WebSocketMessage) async -> Bool
+}
+
+extension FrameSubscriber {
+    public func deliverWhenReady(_ message: WebSocketMessage) async -> Bool { deliver(message) }
 }
 
 /// The one way anything is published (DESIGN §1): encodes each event once per serializer in

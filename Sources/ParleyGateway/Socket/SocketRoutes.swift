@@ -30,6 +30,7 @@ struct SocketRoutes: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await message in outbox.frames {
+                        outbox.taken()
                         switch message {
                         case .text(let text): try await outbound.write(.text(text))
                         case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))

@@ -11,7 +11,10 @@ extension ChannelServer {
         while delivered < currentSeq && !cacheCovers(after: delivered) {
             let page = try await messages(after: delivered, limit: 500)
             guard let last = page.last else { break }
-            try deliver(page, to: subscriber)
+            for message in page {
+                let frame = subscriber.codec.encode(ServerEvent.messageCreated(message).frame(topic: topic))
+                guard await subscriber.deliverWhenReady(frame) else { throw ChannelError.unavailable("the client went away") }
+            }
             delivered = last.seq
         }
         try deliver(recentMessages.filter { $0.seq > delivered }, to: subscriber)
