@@ -82,7 +82,11 @@ actor SocketSession {
             let server = try await node.channels.server(for: channel)
             guard await server.isMember(user) else { throw ChannelError.notAMember }
             joined[frame.topic] = (frame.joinRef, channel, user)
-            outbox.send(.reply(to: frame, status: "ok", response: ["last_seq": .int(await server.currentSeq)]))
+            let lastRead = try await node.directory.lastRead(channel, user: user)
+            let current = await server.currentSeq
+            outbox.send(.reply(to: frame, status: "ok", response: [
+                "last_seq": .int(current), "last_read_seq": .int(lastRead), "unread": .int(max(0, current - lastRead)),
+            ]))
             node.metrics.joins.increment()
             try await server.attach(outbox, to: node.broadcaster, after: request.lastSeq)
         } catch {
@@ -125,7 +129,12 @@ actor SocketSession {
             case .typingStart, .typingStop:
                 await server.setTyping(membership.user, command == .typingStart)
                 outbox.send(.reply(to: frame, status: "ok", response: [:]))
-            case .editMessage, .deleteMessage, .addReaction, .removeReaction, .markRead:
+            case .markRead(let seq):
+                let current = await server.currentSeq
+                let recorded = try await node.directory.markRead(membership.channel, user: membership.user, seq: min(seq, current))
+                await server.announceRead(membership.user, seq: recorded)
+                outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(recorded), "unread": .int(max(0, current - recorded))]))
+            case .editMessage, .deleteMessage, .addReaction, .removeReaction:
                 refuse(frame, reason: "not_supported", message: "\(frame.event) is not available on this node yet")
             }
         } catch {

@@ -151,6 +151,11 @@ public actor ChannelServer {
         return try await messages(before: before ?? lastSeq + 1, limit: Int(limit))
     }
 
+    /// Announces that `user` has read up to `seq` (already recorded by the caller).
+    public func announceRead(_ user: String, seq: Int64) {
+        publisher.publish(.readReceipt(userID: user, seq: seq), topic: topic)
+    }
+
     /// A typing signal; broadcasts only changes. Call `expireTyping` on the tracker's deadline.
     public func setTyping(_ user: String, _ isTyping: Bool) async {
         guard members.contains(user) else { return }
