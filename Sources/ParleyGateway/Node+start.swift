@@ -25,10 +25,11 @@ extension Node {
                                      publisher: broadcaster, settings: .init(leaseTTL: configuration.leaseTTL), logger: nodeLogger)
         return Node(configuration: configuration, identity: identity, backends: backends, directory: directory, channels: channels,
                     broadcaster: broadcaster, buffer: buffer,
+                    presence: PresenceTracker(publisher: broadcaster, node: identity.description),
                     tokens: await TokenIssuer(secret: configuration.tokenSecret, lifetime: configuration.tokenLifetime),
                     passwords: PasswordHasher(cost: UInt8(clamping: configuration.bcryptCost)), logger: nodeLogger)
     }
 
     /// The node's long-running services, in start order (shutdown runs the other way).
-    public var services: [any Service] { [buffer, channels] }
+    public var services: [any Service] { [buffer, channels, presence] }
 }

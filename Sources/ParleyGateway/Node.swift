@@ -11,6 +11,7 @@ public struct Node: Sendable {
     public let channels: ChannelRouter
     public let broadcaster: Broadcaster
     public let buffer: MessageBuffer
+    public let presence: PresenceTracker
     public let tokens: TokenIssuer
     public let passwords: PasswordHasher
     public let limits: PayloadLimits
@@ -18,7 +19,7 @@ public struct Node: Sendable {
     public let logger: Logger
 
     public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: Backends, directory: any Directory,
-                channels: ChannelRouter, broadcaster: Broadcaster, buffer: MessageBuffer, tokens: TokenIssuer,
+                channels: ChannelRouter, broadcaster: Broadcaster, buffer: MessageBuffer, presence: PresenceTracker, tokens: TokenIssuer,
                 passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(), logger: Logger) {
         self.configuration = configuration
         self.identity = identity
@@ -27,6 +28,7 @@ public struct Node: Sendable {
         self.channels = channels
         self.broadcaster = broadcaster
         self.buffer = buffer
+        self.presence = presence
         self.tokens = tokens
         self.passwords = passwords
         self.limits = limits

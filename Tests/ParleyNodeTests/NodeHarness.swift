@@ -90,7 +90,10 @@ final class PhoenixSocket: @unchecked Sendable {
     private var ref = 0
     private var task: Task<Void, Never>?
 
+    private let v1: Bool
+
     init(port: Int, query: String) {
+        v1 = query.contains("vsn=1.0.0")
         (inbound, inboundContinuation) = AsyncStream.makeStream()
         (outbound, outboundContinuation) = AsyncStream.makeStream()
         iterator = inbound.makeAsyncIterator()
@@ -121,7 +124,10 @@ final class PhoenixSocket: @unchecked Sendable {
     @discardableResult
     func push(_ topic: String, _ event: String, _ payload: JSONValue, joinRef: String? = nil) -> String {
         ref += 1
-        let frame: JSONValue = [joinRef.map { .string($0) } ?? .null, .string(String(ref)), .string(topic), .string(event), payload]
+        let frame: JSONValue = v1
+            ? ["join_ref": joinRef.map { .string($0) } ?? .null, "ref": .string(String(ref)), "topic": .string(topic),
+               "event": .string(event), "payload": payload]
+            : [joinRef.map { .string($0) } ?? .null, .string(String(ref)), .string(topic), .string(event), payload]
         outboundContinuation.yield(frame.jsonText)
         return String(ref)
     }
@@ -132,10 +138,17 @@ final class PhoenixSocket: @unchecked Sendable {
     /// others. (Tests bound their whole run with a timeout.)
     func next(where predicate: (JSONValue) -> Bool = { _ in true }) async throws -> JSONValue {
         while let text = await iterator.next() {
-            let frame = try JSONParser.parse(text)
+            let frame = Self.asArray(try JSONParser.parse(text))
             if predicate(frame) { return frame }
         }
         throw SocketClosed()
+    }
+
+    /// A v1 object frame in the v2 array shape, so tests read both alike.
+    static func asArray(_ frame: JSONValue) -> JSONValue {
+        guard case .object(let members) = frame else { return frame }
+        return [members["join_ref"] ?? .null, members["ref"] ?? .null, members["topic"] ?? .null, members["event"] ?? .null,
+                members["payload"] ?? .null]
     }
 
     struct SocketClosed: Error {}

@@ -17,16 +17,26 @@ public struct PresenceMeta: Sendable, Hashable {
     public var node: String
     /// Milliseconds since the Unix epoch.
     public var onlineAt: Int64
+    /// What the user says of themselves (`busy`, `dnd`), with an optional text.
+    public var customStatus: String?
+    public var statusText: String?
 
-    public init(ref: String, status: PresenceStatus, node: String, onlineAt: Int64) {
+    public init(ref: String, status: PresenceStatus, node: String, onlineAt: Int64, customStatus: String? = nil,
+                statusText: String? = nil) {
         self.ref = ref
         self.status = status
         self.node = node
         self.onlineAt = onlineAt
+        self.customStatus = customStatus
+        self.statusText = statusText
     }
 
     public var json: JSONValue {
-        ["phx_ref": .string(ref), "status": .string(status.rawValue), "node": .string(node), "online_at": .int(onlineAt)]
+        var members: [String: JSONValue] = ["phx_ref": .string(ref), "status": .string(status.rawValue), "node": .string(node),
+                                            "online_at": .int(onlineAt)]
+        if let customStatus { members["custom_status"] = .string(customStatus) }
+        if let statusText { members["status_text"] = .string(statusText) }
+        return .object(members)
     }
 }
 

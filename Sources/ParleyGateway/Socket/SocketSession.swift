@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ParleyCore
 import ParleyRuntime
@@ -12,6 +13,9 @@ actor SocketSession {
     /// The user the socket's token names, if it came with one.
     private let socketUser: String?
     private var joined: [String: (joinRef: String?, channel: String, user: String)] = [:]
+    /// Workspace topics joined, with the presence ref of this socket in each.
+    private var workspaces: [String: (workspace: String, user: String, ref: String)] = [:]
+    private let socketID = UUID().uuidString.lowercased()
     private var bucket: TokenBucket
     private let clock = SystemClock()
 
@@ -44,20 +48,29 @@ actor SocketSession {
     }
 
     /// The socket closed: leave every topic.
-    func close() {
+    func close() async {
         for topic in joined.keys { node.broadcaster.unsubscribe(outbox, from: topic) }
         joined.removeAll()
+        for (topic, presence) in workspaces {
+            node.broadcaster.unsubscribe(outbox, from: topic)
+            await node.presence.untrack(ref: presence.ref)
+        }
+        workspaces.removeAll()
         outbox.close()
     }
 
     private func handle(_ frame: PhoenixFrame) async {
+        for presence in workspaces.values { await node.presence.touch(ref: presence.ref) }
         if frame.topic == "phoenix" && frame.event == "heartbeat" {
             outbox.send(.reply(to: frame, status: "ok", response: [:]))
             return
         }
         switch frame.event {
+        case "phx_join" where frame.topic.hasPrefix("workspace:"): await joinWorkspace(frame)
         case "phx_join": await join(frame)
+        case "phx_leave" where workspaces[frame.topic] != nil: await leaveWorkspace(frame)
         case "phx_leave": leave(frame)
+        case _ where workspaces[frame.topic] != nil: await workspaceEvent(frame)
         default: await channelEvent(frame)
         }
     }
@@ -97,6 +110,68 @@ actor SocketSession {
             } else {
                 refuse(frame, reason: "unavailable", message: "\(error)")
             }
+        }
+    }
+
+    private func joinWorkspace(_ frame: PhoenixFrame) async {
+        let request: JoinRequest
+        let workspace: String
+        do {
+            request = try JoinRequest(payload: frame.json)
+            guard case .workspace(let id) = try Topic(frame.topic) else { throw ProtocolError.unknownTopic(frame.topic) }
+            workspace = id
+        } catch {
+            reply(to: frame, error: error)
+            return
+        }
+        guard let user = await user(from: request) else {
+            refuse(frame, reason: "unauthorized", message: "a valid token is required")
+            return
+        }
+        guard workspaces[frame.topic] == nil else {
+            outbox.send(.reply(to: frame, status: "ok", response: [:]))
+            return
+        }
+        do {
+            guard try await node.directory.isWorkspaceMember(workspace: workspace, user: user) else {
+                throw ChannelError.notAMember
+            }
+        } catch {
+            reply(to: frame, error: error)
+            return
+        }
+        let ref = "\(socketID):\(workspace)"
+        workspaces[frame.topic] = (workspace, user, ref)
+        outbox.send(.reply(to: frame, status: "ok", response: [:]))
+        node.metrics.joins.increment()
+        _ = await node.presence.attach(outbox, to: node.broadcaster, workspace: workspace, user: user, ref: ref)
+    }
+
+    private func leaveWorkspace(_ frame: PhoenixFrame) async {
+        guard let presence = workspaces.removeValue(forKey: frame.topic) else { return }
+        node.broadcaster.unsubscribe(outbox, from: frame.topic)
+        await node.presence.untrack(ref: presence.ref)
+        outbox.send(.reply(to: frame, status: "ok", response: [:]))
+    }
+
+    /// `set_status {status: "busy" | "dnd" | null, text?}` on a workspace topic.
+    private func workspaceEvent(_ frame: PhoenixFrame) async {
+        guard let presence = workspaces[frame.topic] else { return }
+        guard frame.event == "set_status" else {
+            reply(to: frame, error: ProtocolError.unknownEvent(topic: "workspace", event: frame.event))
+            return
+        }
+        do {
+            let reader = try PayloadReader(frame.json)
+            let status = try reader.optionalString("status", maxLength: 16)
+            guard status == nil || ["busy", "dnd"].contains(status!) else {
+                throw ProtocolError.invalidField(field: "status", reason: "must be busy, dnd or null")
+            }
+            let text = try reader.optionalString("text", maxLength: 100)
+            await node.presence.setCustomStatus(ref: presence.ref, status: status, text: text)
+            outbox.send(.reply(to: frame, status: "ok", response: [:]))
+        } catch {
+            reply(to: frame, error: error)
         }
     }
 

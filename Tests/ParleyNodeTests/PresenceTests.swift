@@ -1,0 +1,44 @@
+import Foundation
+import HummingbirdTesting
+import ParleyCore
+import Testing
+
+@Suite("Workspace presence over WebSockets")
+struct WorkspacePresenceTests {
+    @Test func joinsStatusAndLeavesReachTheOtherMembers() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode { client, _ in
+                let (alice, bob, _, workspace) = try await ChatTests.room(client)
+                let me = try await client.json(.get, "/api/me", token: bob.token).1
+                _ = try await client.json(.post, "/api/workspaces/\(workspace)/members", token: alice.token,
+                                          body: ["email": me["user"]?["email"] ?? .null])
+                let topic = "workspace:\(workspace)"
+                let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
+                #expect(try await aliceSocket.reply(to: aliceSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                #expect(try await aliceSocket.event("presence_state", on: topic) == [:])
+                let ownJoin = try await aliceSocket.event("presence_diff", on: topic)
+                #expect(ownJoin["joins"]?[alice.id]?["metas"]?.arrayValue?.first?["status"] == "online")
+
+                let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=1.0.0&token=\(bob.token)")
+                let bobJoin = bobSocket.push(topic, "phx_join", [:], joinRef: "1")
+                #expect(try await bobSocket.reply(to: bobJoin).status == "ok")
+                let state = try await bobSocket.event("presence_state", on: topic)
+                #expect(state[alice.id] != nil, "bob (vsn 1.0.0) sees alice online: \(state)")
+                let bobArrived = try await aliceSocket.event("presence_diff", on: topic)
+                #expect(bobArrived["joins"]?[bob.id] != nil)
+
+                #expect(try await bobSocket.reply(to: bobSocket.push(topic, "set_status", ["status": "dnd", "text": "focus"], joinRef: "1")).status == "ok")
+                let dnd = try await aliceSocket.event("presence_diff", on: topic)
+                #expect(dnd["joins"]?[bob.id]?["metas"]?.arrayValue?.first?["custom_status"] == "dnd")
+                #expect(dnd["leaves"]?[bob.id] != nil)
+                let invalid = try await bobSocket.reply(to: bobSocket.push(topic, "set_status", ["status": "asleep"], joinRef: "1"))
+                #expect(invalid.response["reason"] == "invalid_payload")
+
+                bobSocket.close()
+                let gone = try await aliceSocket.event("presence_diff", on: topic)
+                #expect(gone["leaves"]?[bob.id] != nil && gone["joins"] == [:])
+                aliceSocket.close()
+            }
+        }
+    }
+}
