@@ -75,19 +75,29 @@ actor SocketSession {
         }
     }
 
-    private func join(_ frame: PhoenixFrame) async {
+    /// The join's request, topic and user; nil after an error reply (bad payload or topic, no
+    /// valid token).
+    private func admit(_ frame: PhoenixFrame) async -> (request: JoinRequest, topic: Topic, user: String)? {
         let request: JoinRequest
-        let channel: String
+        let topic: Topic
         do {
             request = try JoinRequest(payload: frame.json)
-            guard case .channel(let id) = try Topic(frame.topic) else { throw ProtocolError.unknownTopic(frame.topic) }
-            channel = id
+            topic = try Topic(frame.topic)
         } catch {
             reply(to: frame, error: error)
-            return
+            return nil
         }
         guard let user = await user(from: request) else {
             refuse(frame, reason: "unauthorized", message: "a valid token is required")
+            return nil
+        }
+        return (request, topic, user)
+    }
+
+    private func join(_ frame: PhoenixFrame) async {
+        guard let (request, topic, user) = await admit(frame) else { return }
+        guard case .channel(let channel) = topic else {
+            reply(to: frame, error: ProtocolError.unknownTopic(frame.topic))
             return
         }
         if joined[frame.topic] != nil { leave(frame, silently: true) }
@@ -105,27 +115,14 @@ actor SocketSession {
         } catch {
             joined[frame.topic] = nil
             node.broadcaster.unsubscribe(outbox, from: frame.topic)
-            if let channelError = error as? ChannelError {
-                refuse(frame, reason: channelError.reason, message: channelError.description)
-            } else {
-                refuse(frame, reason: "unavailable", message: "\(error)")
-            }
+            reply(to: frame, error: error)
         }
     }
 
     private func joinWorkspace(_ frame: PhoenixFrame) async {
-        let request: JoinRequest
-        let workspace: String
-        do {
-            request = try JoinRequest(payload: frame.json)
-            guard case .workspace(let id) = try Topic(frame.topic) else { throw ProtocolError.unknownTopic(frame.topic) }
-            workspace = id
-        } catch {
-            reply(to: frame, error: error)
-            return
-        }
-        guard let user = await user(from: request) else {
-            refuse(frame, reason: "unauthorized", message: "a valid token is required")
+        guard let (_, topic, user) = await admit(frame) else { return }
+        guard case .workspace(let workspace) = topic else {
+            reply(to: frame, error: ProtocolError.unknownTopic(frame.topic))
             return
         }
         guard workspaces[frame.topic] == nil else {
