@@ -1,3 +1,4 @@
+import Foundation
 import ParleyCore
 
 /// `MessageStore` in PostgreSQL: batches go in as one multi-row `INSERT … ON CONFLICT DO
@@ -15,6 +16,22 @@ public struct PostgresMessageStore: MessageStore {
         """
 
     public func insert(_ messages: [MessageView]) async throws -> Int {
+        try await write(messages, onConflict: "DO NOTHING")
+    }
+
+    public func upsert(_ message: MessageView) async throws {
+        _ = try await write([message], onConflict: """
+            (channel_id, seq) DO UPDATE SET body = excluded.body, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at
+            """)
+    }
+
+    public func message(channel: String, id: String) async throws -> MessageView? {
+        guard UUID(uuidString: id) != nil, UUID(uuidString: channel) != nil else { return nil }
+        return try await client.query("SELECT \(Self.selectColumns) FROM messages WHERE channel_id = $1::uuid AND id = $2::uuid",
+                                      channel, id).first.map(Self.message)
+    }
+
+    private func write(_ messages: [MessageView], onConflict: String) async throws -> Int {
         guard !messages.isEmpty else { return 0 }
         var parameters: [any PostgresEncodable] = []
         var rows: [String] = []
@@ -27,7 +44,7 @@ public struct PostgresMessageStore: MessageStore {
                            message.clientMessageID, message.createdAt, message.editedAt, message.deletedAt]
         }
         let result = try await client.query(
-            "INSERT INTO messages (\(Self.columns)) VALUES \(rows.joined(separator: ", ")) ON CONFLICT DO NOTHING", parameters)
+            "INSERT INTO messages (\(Self.columns)) VALUES \(rows.joined(separator: ", ")) ON CONFLICT \(onConflict)", parameters)
         return result.affectedRows
     }
 

@@ -92,6 +92,17 @@ struct PortConformanceTests {
             #expect(try await store.messages(channel: channel, seqs: 1...30, limit: 3).map(\.seq) == [1, 2, 3])
             #expect(try await store.messages(channel: channel, before: 11, limit: 4).map(\.seq) == [7, 8, 9, 10])
             #expect(try await store.lastSeq(channel: UUID().uuidString) == 0)
+            var edited = batch[3]
+            edited.body = "edited"
+            edited.editedAt = 1_795_000_999_000
+            try await store.upsert(edited)
+            #expect(try await store.message(channel: channel, id: edited.id) == edited)
+            #expect(try await store.insert([batch[3]]) == 0, "a replayed insert does not undo an edit")
+            #expect(try await store.message(channel: channel, id: edited.id)?.body == "edited")
+            var early = message(channel, 31, clientID: "c-31", user: user)
+            early.body = "edited before it was stored"
+            try await store.upsert(early)
+            #expect(try await store.lastSeq(channel: channel) == 31)
         }
     }
 }

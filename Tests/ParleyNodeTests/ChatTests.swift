@@ -50,6 +50,23 @@ struct ChatTests {
                                                                               ["body": "hi bob", "client_msg_id": "a-1"], joinRef: "1"))
                 #expect(resent.response["seq"] == 1 && resent.response["id"] == sent.response["id"])
 
+                // Edits and deletes: the author only; the other user sees both.
+                let messageID = sent.response["id"] ?? .null
+                let edited = try await aliceSocket.reply(to: aliceSocket.push(topic, "edit_message",
+                                                                              ["message_id": messageID, "body": "hi Bob!"], joinRef: "1"))
+                #expect(edited.status == "ok" && edited.response["message"]?["body"] == "hi Bob!")
+                let updated = try await bobSocket.event("message_updated", on: topic)
+                #expect(updated["body"] == "hi Bob!" && updated["edited_at"] != .null && updated["seq"] == 1)
+                let forbidden = try await bobSocket.reply(to: bobSocket.push(topic, "edit_message",
+                                                                             ["message_id": messageID, "body": "mine now"], joinRef: "2"))
+                #expect(forbidden.status == "error" && forbidden.response["reason"] == "forbidden")
+                let deleted = try await aliceSocket.reply(to: aliceSocket.push(topic, "delete_message", ["message_id": messageID], joinRef: "1"))
+                #expect(deleted.status == "ok" && deleted.response["seq"] == 1)
+                #expect(try await bobSocket.event("message_deleted", on: topic)["id"] == messageID)
+                let missing = try await aliceSocket.reply(to: aliceSocket.push(topic, "edit_message",
+                                                                               ["message_id": messageID, "body": "again"], joinRef: "1"))
+                #expect(missing.response["reason"] == "not_found")
+
                 // Typing reaches the other user.
                 _ = try await bobSocket.reply(to: bobSocket.push(topic, "typing_start", [:], joinRef: "2"))
                 let typing = try await aliceSocket.event("typing", on: topic)
@@ -80,7 +97,7 @@ struct ChatTests {
                 }
                 // 30 messages and one acknowledged resend; one refused join.
                 #expect(metrics.contains("parley_messages_accepted_total 31"))
-                #expect(metrics.contains("parley_ws_error_replies_total 1"))
+                #expect(metrics.contains("parley_ws_error_replies_total 3"))
                 #expect(metrics.contains("parley_ws_joins_total 3"))
                 #expect(metrics.contains("parley_broadcast_deliveries_total"))
                 #expect(metrics.contains("parley_buffer_lag_milliseconds"))

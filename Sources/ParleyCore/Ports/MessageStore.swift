@@ -9,4 +9,9 @@ public protocol MessageStore: Sendable {
     func messages(channel: String, before: Int64, limit: Int) async throws -> [MessageView]
     /// The highest stored `seq` of `channel` (0 when none).
     func lastSeq(channel: String) async throws -> Int64
+    /// Writes `message` whether or not it is stored yet (edits and deletes): body and edit /
+    /// delete times replace the stored ones.
+    func upsert(_ message: MessageView) async throws
+    /// The stored message `id` of `channel`.
+    func message(channel: String, id: String) async throws -> MessageView?
 }

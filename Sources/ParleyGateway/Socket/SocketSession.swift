@@ -206,7 +206,13 @@ actor SocketSession {
                 let recorded = try await node.directory.markRead(membership.channel, user: membership.user, seq: min(seq, current))
                 await server.announceRead(membership.user, seq: recorded)
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(recorded), "unread": .int(max(0, current - recorded))]))
-            case .editMessage, .deleteMessage, .addReaction, .removeReaction:
+            case .editMessage(let id, let body):
+                let message = try await server.edit(messageID: id, by: membership.user, body: body)
+                outbox.send(.reply(to: frame, status: "ok", response: ["message": message.json]))
+            case .deleteMessage(let id):
+                let message = try await server.delete(messageID: id, by: membership.user)
+                outbox.send(.reply(to: frame, status: "ok", response: ["id": .string(message.id), "seq": .int(message.seq)]))
+            case .addReaction, .removeReaction:
                 refuse(frame, reason: "not_supported", message: "\(frame.event) is not available on this node yet")
             }
         } catch {

@@ -151,6 +151,48 @@ public actor ChannelServer {
         return try await messages(before: before ?? lastSeq + 1, limit: Int(limit))
     }
 
+    /// Edits a message (its author only). The edit is acknowledged once PostgreSQL has it.
+    public func edit(messageID: String, by user: String, body: String) async throws -> MessageView {
+        var message = try await authored(messageID, by: user)
+        message.body = body
+        message.editedAt = clock.wallMilliseconds()
+        try await save(message)
+        publisher.publish(.messageUpdated(message), topic: topic)
+        return message
+    }
+
+    /// Deletes a message (its author only): the body is cleared and `deleted_at` set.
+    public func delete(messageID: String, by user: String) async throws -> MessageView {
+        var message = try await authored(messageID, by: user)
+        message.body = ""
+        message.deletedAt = clock.wallMilliseconds()
+        try await save(message)
+        publisher.publish(.messageDeleted(channelID: channelID, messageID: message.id, seq: message.seq), topic: topic)
+        return message
+    }
+
+    private func authored(_ id: String, by user: String) async throws -> MessageView {
+        guard members.contains(user) else { throw ChannelError.notAMember }
+        let found: MessageView?
+        if let cached = recent.first(where: { $0.id == id }) {
+            found = cached
+        } else {
+            found = try await store.message(channel: channelID, id: id)
+        }
+        guard let message = found, message.deletedAt == nil else { throw ChannelError.notFound("message \(id)") }
+        guard message.userID == user else { throw ChannelError.forbidden("only the author can change a message") }
+        return message
+    }
+
+    private func save(_ message: MessageView) async throws {
+        do {
+            try await store.upsert(message)
+        } catch {
+            throw ChannelError.unavailable("\(error)")
+        }
+        if let index = recent.firstIndex(where: { $0.id == message.id }) { recent[index] = message }
+    }
+
     /// Announces that `user` has read up to `seq` (already recorded by the caller).
     public func announceRead(_ user: String, seq: Int64) {
         publisher.publish(.readReceipt(userID: user, seq: seq), topic: topic)

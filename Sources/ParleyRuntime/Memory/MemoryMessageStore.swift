@@ -30,6 +30,14 @@ public final class MemoryMessageStore: MessageStore {
         }
     }
 
+    public func upsert(_ message: MessageView) async throws {
+        channels.withLock { $0[message.channelID, default: [:]][message.seq] = message }
+    }
+
+    public func message(channel: String, id: String) async throws -> MessageView? {
+        channels.withLock { $0[channel]?.values.first { $0.id == id } }
+    }
+
     public func lastSeq(channel: String) async throws -> Int64 {
         channels.withLock { $0[channel]?.keys.max() ?? 0 }
     }
