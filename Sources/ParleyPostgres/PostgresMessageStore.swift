@@ -31,6 +31,25 @@ public struct PostgresMessageStore: MessageStore {
                                       channel, id).first.map(Self.message)
     }
 
+    public func react(messageID: String, user: String, emoji: String, present: Bool) async throws -> [String: [String]] {
+        try await client.transaction { transaction in
+            if present {
+                try await transaction.query("""
+                    INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1::uuid, $2::uuid, $3) ON CONFLICT DO NOTHING
+                    """, messageID, user, emoji)
+            } else {
+                try await transaction.query("DELETE FROM reactions WHERE message_id = $1::uuid AND user_id = $2::uuid AND emoji = $3",
+                                            messageID, user, emoji)
+            }
+            let rows = try await transaction.query("""
+                SELECT emoji, user_id::text FROM reactions WHERE message_id = $1::uuid ORDER BY emoji, user_id
+                """, messageID)
+            var reactions: [String: [String]] = [:]
+            for row in rows { reactions[try row.decode(String.self, at: 0), default: []].append(try row.decode(at: 1)) }
+            return reactions
+        }
+    }
+
     private func write(_ messages: [MessageView], onConflict: String) async throws -> Int {
         guard !messages.isEmpty else { return 0 }
         var parameters: [any PostgresEncodable] = []

@@ -67,14 +67,35 @@ struct ChatTests {
                                                                                ["message_id": messageID, "body": "again"], joinRef: "1"))
                 #expect(missing.response["reason"] == "not_found")
 
+                // Reactions: counts and who reacted, announced to the channel.
+                let second = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message", ["body": "react to me"], joinRef: "1"))
+                let secondID = second.response["id"] ?? .null
+                _ = try await bobSocket.reply(to: bobSocket.push(topic, "add_reaction", ["message_id": secondID, "emoji": "👍"], joinRef: "2"))
+                let both = try await aliceSocket.reply(to: aliceSocket.push(topic, "add_reaction", ["message_id": secondID, "emoji": "👍"], joinRef: "1"))
+                #expect(both.response["reactions"]?["👍"]?["count"] == 2)
+                let added = try await aliceSocket.event("reaction_added", on: topic)
+                #expect(added == ["message_id": secondID, "user_id": .string(bob.id), "emoji": "👍"])
+                let removed = try await bobSocket.reply(to: bobSocket.push(topic, "remove_reaction", ["message_id": secondID, "emoji": "👍"], joinRef: "2"))
+                #expect(removed.response["reactions"]?["👍"]?["users"] == [.string(alice.id)])
+
                 // Typing reaches the other user.
                 _ = try await bobSocket.reply(to: bobSocket.push(topic, "typing_start", [:], joinRef: "2"))
                 let typing = try await aliceSocket.event("typing", on: topic)
                 #expect(typing == ["user_id": .string(bob.id), "typing": true])
 
-                for n in 2...30 {
-                    _ = try await bobSocket.reply(to: bobSocket.push(topic, "new_message", ["body": .string("msg \(n)")], joinRef: "2"))
+                // Bob sends faster than the per-socket limit (30 burst, 10/s): refused requests
+                // are answered rate_limited, and a client that waits gets through.
+                var rateLimited = 0
+                for n in 3...30 {
+                    while true {
+                        let answer = try await bobSocket.reply(to: bobSocket.push(topic, "new_message", ["body": .string("msg \(n)")], joinRef: "2"))
+                        if answer.status == "ok" { break }
+                        #expect(answer.response["reason"] == "rate_limited")
+                        rateLimited += 1
+                        try await Task.sleep(for: .milliseconds(150))
+                    }
                 }
+                #expect(rateLimited > 0)
                 // Read receipts: recorded (never backwards), announced, and counted in unread.
                 let read = try await aliceSocket.reply(to: aliceSocket.push(topic, "mark_read", ["seq": 20], joinRef: "1"))
                 #expect(read.response == ["seq": 20, "unread": 10])
@@ -95,9 +116,9 @@ struct ChatTests {
                 let metrics = try await client.execute(uri: "/metrics", method: .get) { response in
                     String(decoding: response.body.readableBytesView, as: UTF8.self)
                 }
-                // 30 messages and one acknowledged resend; one refused join.
+                // 30 messages and one acknowledged resend; refusals counted.
                 #expect(metrics.contains("parley_messages_accepted_total 31"))
-                #expect(metrics.contains("parley_ws_error_replies_total 3"))
+                #expect(metrics.contains("parley_ws_error_replies_total \(3 + rateLimited)"))
                 #expect(metrics.contains("parley_ws_joins_total 3"))
                 #expect(metrics.contains("parley_broadcast_deliveries_total"))
                 #expect(metrics.contains("parley_buffer_lag_milliseconds"))

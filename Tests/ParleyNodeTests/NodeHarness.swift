@@ -134,15 +134,20 @@ final class PhoenixSocket: @unchecked Sendable {
 
     func sendRaw(_ text: String) { outboundContinuation.yield(text) }
 
-    /// The next frame `[join_ref, ref, topic, event, payload]` matching `predicate`, skipping
-    /// others. (Tests bound their whole run with a timeout.)
+    /// The first frame `[join_ref, ref, topic, event, payload]` matching `predicate`, in the
+    /// order received. (Tests bound their whole run with a timeout.)
     func next(where predicate: (JSONValue) -> Bool = { _ in true }) async throws -> JSONValue {
+        if let index = skipped.firstIndex(where: predicate) { return skipped.remove(at: index) }
         while let text = await iterator.next() {
             let frame = Self.asArray(try JSONParser.parse(text))
             if predicate(frame) { return frame }
+            skipped.append(frame)
         }
         throw SocketClosed()
     }
+
+    /// Frames read while looking for another, kept for later calls (nothing is dropped).
+    private var skipped: [JSONValue] = []
 
     /// A v1 object frame in the v2 array shape, so tests read both alike.
     static func asArray(_ frame: JSONValue) -> JSONValue {

@@ -14,4 +14,7 @@ public protocol MessageStore: Sendable {
     func upsert(_ message: MessageView) async throws
     /// The stored message `id` of `channel`.
     func message(channel: String, id: String) async throws -> MessageView?
+    /// Adds (`present`) or removes `user`'s `emoji` on a stored message; returns who reacted
+    /// with what, afterwards: emoji → user ids, sorted.
+    func react(messageID: String, user: String, emoji: String, present: Bool) async throws -> [String: [String]]
 }

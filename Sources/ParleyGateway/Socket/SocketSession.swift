@@ -212,8 +212,12 @@ actor SocketSession {
             case .deleteMessage(let id):
                 let message = try await server.delete(messageID: id, by: membership.user)
                 outbox.send(.reply(to: frame, status: "ok", response: ["id": .string(message.id), "seq": .int(message.seq)]))
-            case .addReaction, .removeReaction:
-                refuse(frame, reason: "not_supported", message: "\(frame.event) is not available on this node yet")
+            case .addReaction(let id, let emoji), .removeReaction(let id, let emoji):
+                let present = if case .addReaction = command { true } else { false }
+                let reactions = try await server.react(messageID: id, by: membership.user, emoji: emoji, present: present)
+                outbox.send(.reply(to: frame, status: "ok", response: ["reactions": .object(reactions.mapValues { users in
+                    ["count": .int(Int64(users.count)), "users": .array(users.map { .string($0) })]
+                })]))
             }
         } catch {
             reply(to: frame, error: error)

@@ -171,6 +171,31 @@ public actor ChannelServer {
         return message
     }
 
+    /// Adds or removes `user`'s `emoji` on a message; returns emoji → who reacted.
+    public func react(messageID: String, by user: String, emoji: String, present: Bool) async throws -> [String: [String]] {
+        guard members.contains(user) else { throw ChannelError.notAMember }
+        let message: MessageView
+        if let cached = recent.first(where: { $0.id == messageID }) {
+            // Possibly not in PostgreSQL yet: reactions reference the row, so write it first.
+            message = cached
+            do { try await store.upsert(cached) } catch { throw ChannelError.unavailable("\(error)") }
+        } else if let stored = try await store.message(channel: channelID, id: messageID) {
+            message = stored
+        } else {
+            throw ChannelError.notFound("message \(messageID)")
+        }
+        guard message.deletedAt == nil else { throw ChannelError.notFound("message \(messageID)") }
+        let reactions: [String: [String]]
+        do {
+            reactions = try await store.react(messageID: messageID, user: user, emoji: emoji, present: present)
+        } catch {
+            throw ChannelError.unavailable("\(error)")
+        }
+        publisher.publish(present ? .reactionAdded(messageID: messageID, userID: user, emoji: emoji)
+                                  : .reactionRemoved(messageID: messageID, userID: user, emoji: emoji), topic: topic)
+        return reactions
+    }
+
     private func authored(_ id: String, by user: String) async throws -> MessageView {
         guard members.contains(user) else { throw ChannelError.notAMember }
         let found: MessageView?

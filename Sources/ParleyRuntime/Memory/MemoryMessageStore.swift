@@ -4,6 +4,7 @@ import Synchronization
 /// `MessageStore` in memory, for a single node and for tests.
 public final class MemoryMessageStore: MessageStore {
     private let channels = Mutex<[String: [Int64: MessageView]]>([:])
+    private let reactions = Mutex<[String: [String: Set<String>]]>([:])
 
     public init() {}
 
@@ -36,6 +37,18 @@ public final class MemoryMessageStore: MessageStore {
 
     public func message(channel: String, id: String) async throws -> MessageView? {
         channels.withLock { $0[channel]?.values.first { $0.id == id } }
+    }
+
+    public func react(messageID: String, user: String, emoji: String, present: Bool) async throws -> [String: [String]] {
+        reactions.withLock { reactions in
+            if present {
+                reactions[messageID, default: [:]][emoji, default: []].insert(user)
+            } else {
+                reactions[messageID]?[emoji]?.remove(user)
+                if reactions[messageID]?[emoji]?.isEmpty == true { reactions[messageID]?[emoji] = nil }
+            }
+            return (reactions[messageID] ?? [:]).mapValues { $0.sorted() }
+        }
     }
 
     public func lastSeq(channel: String) async throws -> Int64 {
