@@ -78,6 +78,19 @@ struct ChatTests {
                 let removed = try await bobSocket.reply(to: bobSocket.push(topic, "remove_reaction", ["message_id": secondID, "emoji": "👍"], joinRef: "2"))
                 #expect(removed.response["reactions"]?["👍"]?["users"] == [.string(alice.id)])
 
+                // Threads: replies carry the root and reach thread subscribers.
+                let thread = "thread:\(secondID.stringValue ?? "")"
+                let followed = try await bobSocket.reply(to: bobSocket.push(thread, "phx_join", ["channel_id": .string(channel)], joinRef: "3"))
+                #expect(followed.status == "ok")
+                let threadReply = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message",
+                                                                                   ["body": "in thread", "thread_root_id": secondID], joinRef: "1"))
+                #expect(threadReply.status == "ok")
+                let pushed = try await bobSocket.event("thread_reply", on: thread)
+                #expect(pushed["thread_root_id"] == secondID && pushed["body"] == "in thread")
+                let noRoot = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message",
+                                                                              ["body": "x", "thread_root_id": "no-such-message"], joinRef: "1"))
+                #expect(noRoot.response["reason"] == "not_found")
+
                 // Typing reaches the other user.
                 _ = try await bobSocket.reply(to: bobSocket.push(topic, "typing_start", [:], joinRef: "2"))
                 let typing = try await aliceSocket.event("typing", on: topic)
@@ -86,7 +99,7 @@ struct ChatTests {
                 // Bob sends faster than the per-socket limit (30 burst, 10/s): refused requests
                 // are answered rate_limited, and a client that waits gets through.
                 var rateLimited = 0
-                for n in 3...30 {
+                for n in 4...30 {
                     while true {
                         let answer = try await bobSocket.reply(to: bobSocket.push(topic, "new_message", ["body": .string("msg \(n)")], joinRef: "2"))
                         if answer.status == "ok" { break }
@@ -118,7 +131,7 @@ struct ChatTests {
                 }
                 // 30 messages and one acknowledged resend; refusals counted.
                 #expect(metrics.contains("parley_messages_accepted_total 31"))
-                #expect(metrics.contains("parley_ws_error_replies_total \(3 + rateLimited)"))
+                #expect(metrics.contains("parley_ws_error_replies_total \(4 + rateLimited)"))
                 #expect(metrics.contains("parley_ws_joins_total 3"))
                 #expect(metrics.contains("parley_broadcast_deliveries_total"))
                 #expect(metrics.contains("parley_buffer_lag_milliseconds"))

@@ -34,6 +34,11 @@ struct WorkspacePresenceTests {
                 let invalid = try await bobSocket.reply(to: bobSocket.push(topic, "set_status", ["status": "asleep"], joinRef: "1"))
                 #expect(invalid.response["reason"] == "invalid_payload")
 
+                // Workspace-wide events reach the workspace's sockets.
+                _ = try await client.json(.post, "/api/workspaces/\(workspace)/channels", token: alice.token, body: ["name": "random"])
+                let created = try await bobSocket.event("channel_created", on: topic)
+                #expect(created["channel"]?["name"] == "random")
+
                 bobSocket.close()
                 let gone = try await aliceSocket.event("presence_diff", on: topic)
                 #expect(gone["leaves"]?[bob.id] != nil && gone["joins"] == [:])

@@ -52,6 +52,9 @@ public enum ServerEvent: Sendable, Hashable {
     case presenceState(JSONValue)
     case presenceDiff(JSONValue)
     case threadReply(MessageView)
+    /// Workspace-wide: a channel was created, a member joined.
+    case channelCreated(JSONValue)
+    case memberJoined(JSONValue)
 
     public var name: String {
         switch self {
@@ -65,6 +68,8 @@ public enum ServerEvent: Sendable, Hashable {
         case .presenceState: return "presence_state"
         case .presenceDiff: return "presence_diff"
         case .threadReply: return "thread_reply"
+        case .channelCreated: return "channel_created"
+        case .memberJoined: return "member_joined"
         }
     }
 
@@ -80,7 +85,7 @@ public enum ServerEvent: Sendable, Hashable {
             return ["message_id": .string(messageID), "user_id": .string(userID), "emoji": .string(emoji)]
         case .readReceipt(let userID, let seq):
             return ["user_id": .string(userID), "seq": .int(seq)]
-        case .presenceState(let state), .presenceDiff(let state):
+        case .presenceState(let state), .presenceDiff(let state), .channelCreated(let state), .memberJoined(let state):
             return state
         }
     }

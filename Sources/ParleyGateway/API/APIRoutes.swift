@@ -72,6 +72,7 @@ struct APIRoutes: Sendable {
         let email = try await payload(request, context).string("email", maxLength: 254)
         guard let member = try await node.directory.user(email: email) else { throw DirectoryError.notFound("user \(email)") }
         try await node.directory.addWorkspaceMember(workspace: workspace, user: member.id)
+        node.broadcaster.publish(.memberJoined(["user": member.json, "workspace_id": .string(workspace)]), topic: "workspace:\(workspace)")
         return JSONResponse(["user": member.json])
     }
 
@@ -92,6 +93,9 @@ struct APIRoutes: Sendable {
             throw ProtocolError.invalidField(field: "kind", reason: "must be public, private or direct")
         }
         let channel = try await node.directory.createChannel(workspace: workspace, name: name, kind: kind, creator: user)
+        if kind == .public {
+            node.broadcaster.publish(.channelCreated(["channel": channel.json]), topic: "workspace:\(workspace)")
+        }
         return JSONResponse(["channel": channel.json], status: .created)
     }
 

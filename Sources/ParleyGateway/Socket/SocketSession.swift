@@ -16,6 +16,7 @@ actor SocketSession {
     /// Workspace topics joined, with the presence ref of this socket in each.
     private var workspaces: [String: (workspace: String, user: String, ref: String)] = [:]
     private let socketID = UUID().uuidString.lowercased()
+    private var threads: Set<String> = []
     private var bucket: TokenBucket
     private let clock = SystemClock()
 
@@ -56,6 +57,8 @@ actor SocketSession {
             await node.presence.untrack(ref: presence.ref)
         }
         workspaces.removeAll()
+        for topic in threads { node.broadcaster.unsubscribe(outbox, from: topic) }
+        threads.removeAll()
         outbox.close()
     }
 
@@ -67,8 +70,13 @@ actor SocketSession {
         }
         switch frame.event {
         case "phx_join" where frame.topic.hasPrefix("workspace:"): await joinWorkspace(frame)
+        case "phx_join" where frame.topic.hasPrefix("thread:"): await joinThread(frame)
         case "phx_join": await join(frame)
         case "phx_leave" where workspaces[frame.topic] != nil: await leaveWorkspace(frame)
+        case "phx_leave" where threads.contains(frame.topic):
+            threads.remove(frame.topic)
+            node.broadcaster.unsubscribe(outbox, from: frame.topic)
+            outbox.send(.reply(to: frame, status: "ok", response: [:]))
         case "phx_leave": leave(frame)
         case _ where workspaces[frame.topic] != nil: await workspaceEvent(frame)
         default: await channelEvent(frame)
@@ -142,6 +150,27 @@ actor SocketSession {
         outbox.send(.reply(to: frame, status: "ok", response: [:]))
         node.metrics.joins.increment()
         _ = await node.presence.attach(outbox, to: node.broadcaster, workspace: workspace, user: user, ref: ref)
+    }
+
+    /// `thread:{root_message_id}` with `{"channel_id": C}`: replies to that message, for
+    /// members of its channel.
+    private func joinThread(_ frame: PhoenixFrame) async {
+        guard let (_, topic, user) = await admit(frame) else { return }
+        guard case .thread(let root) = topic else {
+            reply(to: frame, error: ProtocolError.unknownTopic(frame.topic))
+            return
+        }
+        do {
+            let channel = try PayloadReader(frame.json).id("channel_id")
+            let server = try await node.channels.server(for: channel)
+            guard await server.isMember(user) else { throw ChannelError.notAMember }
+            guard try await server.contains(messageID: root) else { throw ChannelError.notFound("message \(root)") }
+            threads.insert(frame.topic)
+            node.broadcaster.subscribe(outbox, to: frame.topic)
+            outbox.send(.reply(to: frame, status: "ok", response: [:]))
+        } catch {
+            reply(to: frame, error: error)
+        }
     }
 
     private func leaveWorkspace(_ frame: PhoenixFrame) async {

@@ -67,6 +67,15 @@ public actor ChannelServer {
     /// A repeated `clientMessageID` returns the message first accepted, and stores nothing.
     public func post(userID: String, body: String, clientMessageID: String?, threadRootID: String? = nil) async throws -> MessageView {
         guard members.contains(userID) else { throw ChannelError.notAMember }
+        if let root = threadRootID {
+            do {
+                guard try await contains(messageID: root) else { throw ChannelError.notFound("thread root \(root)") }
+            } catch let error as ChannelError {
+                throw error
+            } catch {
+                throw ChannelError.unavailable("\(error)")
+            }
+        }
         await takeTurn()
         defer { passTurn() }
         if needsResync {
@@ -169,6 +178,12 @@ public actor ChannelServer {
         try await save(message)
         publisher.publish(.messageDeleted(channelID: channelID, messageID: message.id, seq: message.seq), topic: topic)
         return message
+    }
+
+    /// Whether message `id` belongs to this channel (cache or store).
+    public func contains(messageID id: String) async throws -> Bool {
+        if recent.contains(where: { $0.id == id }) { return true }
+        return try await store.message(channel: channelID, id: id) != nil
     }
 
     /// Adds or removes `user`'s `emoji` on a message; returns emoji → who reacted.
