@@ -55,6 +55,8 @@ public enum ServerEvent: Sendable, Hashable {
     /// Workspace-wide: a channel was created, a member joined.
     case channelCreated(JSONValue)
     case memberJoined(JSONValue)
+    /// `phx_error`: the topic's server stopped; Phoenix clients rejoin.
+    case topicError
 
     public var name: String {
         switch self {
@@ -70,6 +72,7 @@ public enum ServerEvent: Sendable, Hashable {
         case .threadReply: return "thread_reply"
         case .channelCreated: return "channel_created"
         case .memberJoined: return "member_joined"
+        case .topicError: return "phx_error"
         }
     }
 
@@ -87,6 +90,8 @@ public enum ServerEvent: Sendable, Hashable {
             return ["user_id": .string(userID), "seq": .int(seq)]
         case .presenceState(let state), .presenceDiff(let state), .channelCreated(let state), .memberJoined(let state):
             return state
+        case .topicError:
+            return [:]
         }
     }
 

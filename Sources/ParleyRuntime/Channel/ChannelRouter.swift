@@ -4,8 +4,8 @@ import ServiceLifecycle
 
 /// Finds or starts the `ChannelServer` of a channel on this node: takes the channel's lease,
 /// loads its members and `seq`, and keeps the lease renewed while the server runs. A server
-/// whose lease cannot be renewed is dropped (it must not write), and the next request starts
-/// it again under a fresh lease. (The cluster's owner routing joins here later.)
+/// whose lease cannot be renewed is dropped (it must not write), its sockets get `phx_error`
+/// (Phoenix clients rejoin), and the next request starts it again under a fresh lease. (The cluster's owner routing joins here later.)
 public final class ChannelRouter: Service {
     public struct Settings: Sendable {
         public var leaseTTL: Duration
@@ -21,6 +21,7 @@ public final class ChannelRouter: Service {
     private let leases: any LeaseStore
     private let settings: Settings
     private let registry: ServiceRegistry<String, ChannelServer>
+    private let publisher: any EventPublisher
     private let logger: Logger
 
     public init(identity: NodeIdentity, leases: any LeaseStore, log: any MessageLog, store: any MessageStore,
@@ -29,6 +30,7 @@ public final class ChannelRouter: Service {
         self.identity = identity
         self.leases = leases
         self.settings = settings
+        self.publisher = publisher
         self.logger = logger
         let holder = identity.description
         registry = ServiceRegistry(policy: .transient, idleTimeout: settings.idleTimeout, start: { channel in
@@ -75,6 +77,8 @@ public final class ChannelRouter: Service {
             if !renewed {
                 logger.warning("lost the lease of a channel; its server stops", metadata: ["channel": "\(channel)"])
                 _ = try? await registry.terminated(channel, abnormal: false)
+                // Joined clients rejoin, which starts the server again under a fresh lease.
+                publisher.publish(.topicError, topic: "channel:\(channel)")
             }
         }
     }
