@@ -94,6 +94,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "ParleyTestSupport",
+            dependencies: ["ParleyCore", "ParleyRedis", "ParleyPostgres"],
+            path: "Tests/ParleyTestSupport"
+        ),
         .testTarget(
             name: "ParleyCoreTests",
             dependencies: ["ParleyCore"]
@@ -105,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "ParleyBackendTests",
             dependencies: [
-                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime",
+                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

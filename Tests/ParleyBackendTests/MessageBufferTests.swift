@@ -2,6 +2,7 @@ import Logging
 import ParleyCore
 import ParleyRuntime
 import ServiceLifecycle
+import ParleyTestSupport
 import Testing
 
 @Suite("Message buffer")

@@ -6,6 +6,7 @@ import ParleyRedis
 import ParleyRuntime
 import ServiceLifecycle
 import Synchronization
+import ParleyTestSupport
 import Testing
 
 final class RecordingPublisher: EventPublisher {

@@ -3,6 +3,7 @@ import ParleyCore
 import ParleyPostgres
 import ParleyRedis
 import ParleyRuntime
+import ParleyTestSupport
 import Testing
 
 /// The same behaviour, proven of the memory adapter and the Redis / PostgreSQL one.

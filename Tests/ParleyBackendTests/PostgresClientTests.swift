@@ -1,5 +1,6 @@
 import Foundation
 import ParleyPostgres
+import ParleyTestSupport
 import Testing
 
 @Suite("PostgreSQL client against a real PostgreSQL")

@@ -1,5 +1,6 @@
 import ParleyCore
 import ParleyPostgres
+import ParleyTestSupport
 import Testing
 
 @Suite("Directory in PostgreSQL")

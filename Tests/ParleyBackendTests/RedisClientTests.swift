@@ -1,5 +1,6 @@
 import Foundation
 import ParleyRedis
+import ParleyTestSupport
 import Testing
 
 @Suite("Redis client against a real Redis")

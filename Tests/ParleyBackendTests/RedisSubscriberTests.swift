@@ -1,5 +1,6 @@
 import Foundation
 import ParleyRedis
+import ParleyTestSupport
 import Testing
 
 /// Collects a subscriber's events so tests can wait for one.

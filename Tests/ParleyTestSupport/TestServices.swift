@@ -4,30 +4,29 @@ import Glibc
 #endif
 import ParleyPostgres
 import ParleyRedis
-import Testing
 
 /// The shared servers `cluster/test` starts, and private ones for tests that stop servers.
-enum TestServices {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+public enum TestServices {
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    static var redisURL: String {
+    public static var redisURL: String {
         ProcessInfo.processInfo.environment["PARLEY_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6380"
     }
 
-    static var databaseURL: String {
+    public static var databaseURL: String {
         ProcessInfo.processInfo.environment["PARLEY_TEST_DATABASE_URL"] ?? "postgres://parley@127.0.0.1:5433/parley"
     }
 
     /// A key prefix no other test uses.
-    static func uniquePrefix(_ name: String = "test") -> String { "parley-test:\(name):\(UUID().uuidString.prefix(8))" }
+    public static func uniquePrefix(_ name: String = "test") -> String { "parley-test:\(name):\(UUID().uuidString.prefix(8))" }
 
-    static func redis(url: String = redisURL, poolSize: Int = 2) throws -> RedisClient {
+    public static func redis(url: String = redisURL, poolSize: Int = 2) throws -> RedisClient {
         RedisClient(try RedisConfiguration(url: url, poolSize: poolSize))
     }
 
     /// Runs `body` with a client whose `search_path` is a fresh schema, dropped afterwards.
-    static func withSchema<R: Sendable>(url: String = databaseURL, poolSize: Int = 2,
+    public static func withSchema<R: Sendable>(url: String = databaseURL, poolSize: Int = 2,
                                         _ body: (PostgresClient, String) async throws -> R) async throws -> R {
         let schema = "test_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
         let admin = PostgresClient(try PostgresConfiguration(url: url, poolSize: 1))
@@ -53,7 +52,7 @@ enum TestServices {
     /// miss the exit of a child whose own children (a server it started) live on. Output goes
     /// to a file, not a pipe, for the same reason.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID()).out").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -80,14 +79,14 @@ enum TestServices {
         return text
     }
 
-    struct ProcessFailure: Error, CustomStringConvertible {
+    public struct ProcessFailure: Error, CustomStringConvertible {
         let command: String
         let output: String
-        var description: String { "\(command) failed: \(output)" }
+        public var description: String { "\(command) failed: \(output)" }
     }
 
     /// Polls `condition` every 50 ms until it holds or `limit` passes.
-    static func eventually(within limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    public static func eventually(within limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             if await condition() { return true }
@@ -98,20 +97,20 @@ enum TestServices {
 }
 
 /// A redis-server of a test's own, on a free port, which the test may stop and start.
-final class PrivateRedis: @unchecked Sendable {
-    let port: Int
-    let password: String?
+public final class PrivateRedis: @unchecked Sendable {
+    public let port: Int
+    public let password: String?
     private var process: Process?
 
-    init(password: String? = nil) throws {
+    public init(password: String? = nil) throws {
         self.port = Int.random(in: 20_000..<40_000)
         self.password = password
         try start()
     }
 
-    var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)" }
+    public var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)" }
 
-    func start() throws {
+    public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -130,7 +129,7 @@ final class PrivateRedis: @unchecked Sendable {
     }
 
     /// Kills the server (as a crash would: no clean shutdown).
-    func kill() {
+    public func kill() {
         guard let process else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -142,23 +141,23 @@ final class PrivateRedis: @unchecked Sendable {
 
 /// A PostgreSQL cluster of a test's own (via `cluster/services` with another port and
 /// folder), which the test may stop and start.
-final class PrivatePostgres: Sendable {
-    let port: Int
+public final class PrivatePostgres: Sendable {
+    public let port: Int
     private let environment: [String: String]
     private let folder: String
     private static let services = TestServices.repositoryRoot.appendingPathComponent("cluster/services").path
 
-    init() throws {
+    public init() throws {
         port = Int.random(in: 40_000..<50_000)
         folder = TestServices.repositoryRoot.appendingPathComponent("var/test-postgres-\(port)").path
         environment = ["PARLEY_SERVICES_DIR": folder, "PARLEY_SERVICES_PG_PORT": "\(port)"]
         try start()
     }
 
-    var url: String { "postgres://parley@127.0.0.1:\(port)/parley" }
+    public var url: String { "postgres://parley@127.0.0.1:\(port)/parley" }
 
-    func start() throws { try TestServices.run(Self.services, ["start", "postgres"], environment: environment) }
-    func stop() throws { try TestServices.run(Self.services, ["stop", "postgres"], environment: environment) }
+    public func start() throws { try TestServices.run(Self.services, ["start", "postgres"], environment: environment) }
+    public func stop() throws { try TestServices.run(Self.services, ["stop", "postgres"], environment: environment) }
 
     deinit {
         _ = try? stop()
@@ -168,7 +167,7 @@ final class PrivatePostgres: Sendable {
 
 extension TestServices {
     /// Migrates and inserts a user, a workspace and a channel for messages to reference.
-    static func seedChannel(_ postgres: PostgresClient) async throws -> (channel: String, user: String) {
+    public static func seedChannel(_ postgres: PostgresClient) async throws -> (channel: String, user: String) {
         try await PostgresMigrator(client: postgres).migrate()
         let user = UUID().uuidString.lowercased(), workspace = UUID().uuidString.lowercased(), channel = UUID().uuidString.lowercased()
         try await postgres.query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1::uuid, $2, 'u', '-')",
