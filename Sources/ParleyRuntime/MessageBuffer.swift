@@ -79,21 +79,14 @@ public actor MessageBuffer: MessageSink, Service {
         }
     }
 
-    /// Writes everything pending, retrying while the store is down (bounded: 10 attempts).
+    /// Writes everything pending, a batch at a time, retrying while the store is down
+    /// (bounded: 10 failed attempts). A failed batch goes back in front, so order holds.
     public func drainAll() async {
-        var attempts = 0
-        while !batcher.isEmpty && attempts < 10 {
-            let batch = batcher.drain()
-            for chunk in stride(from: 0, to: batch.count, by: max(1, batcher.maximumItems)) {
-                let part = Array(batch[chunk..<min(chunk + batcher.maximumItems, batch.count)])
-                if await !write(part) {
-                    attempts += 1
-                    let rest = Array(batch[(chunk + part.count)...])
-                    for message in rest { _ = batcher.append(message, at: clock.now()) }
-                    try? await Task.sleep(for: backoff.policy.delay(attempt: attempts))
-                    break
-                }
-            }
+        var failures = 0
+        while !batcher.isEmpty && failures < 10 {
+            if await write(batcher.drain()) { continue }
+            failures += 1
+            try? await Task.sleep(for: backoff.policy.delay(attempt: failures))
         }
         if !batcher.isEmpty {
             logger.error("messages left unstored at shutdown; they remain in the log", metadata: ["count": "\(batcher.count)"])

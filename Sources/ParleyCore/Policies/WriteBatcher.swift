@@ -43,7 +43,7 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
         return .flush(take())
     }
 
-    /// Everything pending, now (shutdown, handoff).
+    /// The next batch (at most `maximumItems`), now, whatever its deadline (shutdown, handoff).
     public mutating func drain() -> [Item] {
         pending.isEmpty ? [] : take()
     }
