@@ -12,24 +12,25 @@ extension ChannelServer {
             let page = try await messages(after: delivered, limit: 500)
             guard let last = page.last else { break }
             for message in page {
-                let frame = subscriber.codec.encode(ServerEvent.messageCreated(message).frame(topic: topic))
-                guard await subscriber.deliverWhenReady(frame) else { throw ChannelError.unavailable("the client went away") }
+                guard await subscriber.deliverWhenReady(frame(message, for: subscriber)) else {
+                    throw ChannelError.unavailable("the client went away")
+                }
             }
             delivered = last.seq
         }
-        try deliver(recentMessages.filter { $0.seq > delivered }, to: subscriber)
+        for message in recent where message.seq > delivered {
+            guard subscriber.deliver(frame(message, for: subscriber)) else {
+                throw ChannelError.unavailable("the client is too slow to catch up")
+            }
+        }
         broadcaster.subscribe(subscriber, to: topic)
     }
 
     private func cacheCovers(after seq: Int64) -> Bool {
-        recentMessages.first.map { $0.seq <= seq + 1 } ?? false
+        recent.first.map { $0.seq <= seq + 1 } ?? false
     }
 
-    private func deliver(_ messages: [MessageView], to subscriber: any FrameSubscriber) throws {
-        for message in messages {
-            guard subscriber.deliver(subscriber.codec.encode(ServerEvent.messageCreated(message).frame(topic: topic))) else {
-                throw ChannelError.unavailable("the client is too slow to catch up")
-            }
-        }
+    private func frame(_ message: MessageView, for subscriber: any FrameSubscriber) -> WebSocketMessage {
+        subscriber.codec.encode(ServerEvent.messageCreated(message).frame(topic: topic))
     }
 }

@@ -21,7 +21,8 @@ public actor ChannelServer {
     private var members: Set<String>
     private var lastSeq: Int64
     private var needsResync = false
-    private var recent: Deque<MessageView> = []
+    /// The recent messages, oldest first (read by the attach extension).
+    private(set) var recent: Deque<MessageView> = []
     private let recentLimit: Int
     private var typing: TypingTracker
     private var appending = false
@@ -253,8 +254,6 @@ public actor ChannelServer {
 
     public var nextTypingDeadline: Moment? { typing.nextDeadline }
 
-    /// The cached recent messages, oldest first.
-    var recentMessages: [MessageView] { Array(recent) }
 
     private func remember(_ message: MessageView) {
         recent.append(message)
