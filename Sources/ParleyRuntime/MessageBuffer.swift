@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import ParleyCore
 import ServiceLifecycle
@@ -28,7 +29,8 @@ public actor MessageBuffer: MessageSink, Service {
     private var batcher: WriteBatcher<MessageView>
     private var backoff: BackoffState
     private var counters = Stats()
-    private var oldestPending: [Moment] = []
+    /// Arrival times of pending messages, oldest first (for the lag).
+    private var oldestPending: Deque<Moment> = []
     private let pollInterval: Duration
     private nonisolated let stopping = Mutex(false)
 
@@ -46,10 +48,11 @@ public actor MessageBuffer: MessageSink, Service {
     }
 
     public func enqueue(_ message: MessageView) {
-        oldestPending.append(clock.now())
-        if case .flush(let batch) = batcher.append(message, at: clock.now()) {
+        let now = clock.now()
+        oldestPending.append(now)
+        if case .flush(let batch) = batcher.append(message, at: now) {
             // Full: due now; the writer loop writes it (in order, never on the caller's time).
-            batcher.requeue(batch, retryAt: clock.now())
+            batcher.requeue(batch, retryAt: now)
         }
     }
 
