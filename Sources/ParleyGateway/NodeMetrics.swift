@@ -23,20 +23,23 @@ public final class NodeMetrics: Sendable {
     private let lastSeen = Mutex<[String: Int]>([:])
 
     public init(identity: NodeIdentity) {
-        connections = registry.makeGauge(name: "parley_ws_connections", help: "Open WebSocket connections")
-        framesIn = registry.makeCounter(name: "parley_ws_frames_in_total", help: "Frames received from clients")
-        joins = registry.makeCounter(name: "parley_ws_joins_total", help: "Successful channel joins")
-        errorReplies = registry.makeCounter(name: "parley_ws_error_replies_total", help: "Requests answered with an error reply")
-        messagesAccepted = registry.makeCounter(name: "parley_messages_accepted_total", help: "Messages acknowledged (in the log)")
-        published = registry.makeCounter(name: "parley_broadcast_published_total", help: "Events published")
-        deliveries = registry.makeCounter(name: "parley_broadcast_deliveries_total", help: "Frames queued to local sockets (fan-out)")
-        dropped = registry.makeCounter(name: "parley_broadcast_dropped_total", help: "Frames refused by full socket queues")
-        storedRows = registry.makeCounter(name: "parley_buffer_rows_total", help: "Messages written to PostgreSQL")
-        storeErrors = registry.makeCounter(name: "parley_buffer_errors_total", help: "Failed PostgreSQL batch writes")
-        pending = registry.makeGauge(name: "parley_buffer_pending", help: "Messages waiting for PostgreSQL")
-        lag = registry.makeGauge(name: "parley_buffer_lag_milliseconds", help: "Age of the oldest message not yet in PostgreSQL")
-        registry.makeGauge(name: "parley_node_info", labels: [("node", identity.description), ("version", ParleyVersion.current)],
-                           help: "This node").set(to: 1.0)
+        connections = registry.makeGauge(descriptor: Self.name("ws_connections", unit: "", help: "Open WebSocket connections"))
+        framesIn = registry.makeCounter(descriptor: Self.name("ws_frames_in_total", unit: "", help: "Frames received from clients"))
+        joins = registry.makeCounter(descriptor: Self.name("ws_joins_total", unit: "", help: "Successful channel joins"))
+        errorReplies = registry.makeCounter(descriptor: Self.name("ws_error_replies_total", unit: "", help: "Requests answered with an error reply"))
+        messagesAccepted = registry.makeCounter(descriptor: Self.name("messages_accepted_total", unit: "", help: "Messages acknowledged (in the log)"))
+        published = registry.makeCounter(descriptor: Self.name("broadcast_published_total", unit: "", help: "Events published"))
+        deliveries = registry.makeCounter(descriptor: Self.name("broadcast_deliveries_total", unit: "", help: "Frames queued to local sockets (fan-out)"))
+        dropped = registry.makeCounter(descriptor: Self.name("broadcast_dropped_total", unit: "", help: "Frames refused by full socket queues"))
+        storedRows = registry.makeCounter(descriptor: Self.name("buffer_rows_total", unit: "", help: "Messages written to PostgreSQL"))
+        storeErrors = registry.makeCounter(descriptor: Self.name("buffer_errors_total", unit: "", help: "Failed PostgreSQL batch writes"))
+        pending = registry.makeGauge(descriptor: Self.name("buffer_pending", unit: "", help: "Messages waiting for PostgreSQL"))
+        lag = registry.makeGauge(descriptor: Self.name("buffer_lag", unit: "milliseconds", help: "Age of the oldest message not yet in PostgreSQL"))
+        registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
+    }
+
+    private static func name(_ metric: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "parley", metricName: metric, unitName: unit, helpText: help)
     }
 
     /// Reads the services' stats and renders the registry in the Prometheus text format.
