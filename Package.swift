@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "ParleyNodeTests",
             dependencies: [
-                "ParleyCore", "ParleyRuntime", "ParleyGateway", "ParleyPostgres", "ParleyRedis",
+                "ParleyCore", "ParleyRuntime", "ParleyGateway", "ParleyPostgres", "ParleyRedis", "ParleyTestSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

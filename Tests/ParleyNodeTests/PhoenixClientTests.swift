@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdTesting
 import ParleyCore
+import ParleyTestSupport
 import Testing
 
 @Suite("Third-party Phoenix clients")
@@ -17,28 +18,12 @@ struct PhoenixClientTests {
         try await withTimeout(.seconds(90)) {
             try await NodeHarness.withNode { client, _ in
                 let port = client.port!
+                // Throws with the script's output when it exits non-zero.
                 let output = try await Task.detached {
-                    try Self.run(python, [Self.root.appendingPathComponent("Tests/clients/phxsocket_chat.py").path, String(port)])
+                    try TestServices.run(python, [Self.root.appendingPathComponent("Tests/clients/phxsocket_chat.py").path, String(port)])
                 }.value
-                #expect(output.status == 0, "phxsocket script: \(output.text)")
-                #expect(output.text.contains("phxsocket: ok"))
+                #expect(output.contains("phxsocket: ok"), "phxsocket script: \(output)")
             }
         }
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, text: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("phx-\(UUID()).out")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
     }
 }
