@@ -87,13 +87,13 @@ final class PostgresConnection: PooledConnection, @unchecked Sendable {
         return copied
     }
 
-    /// An idle connection has nothing to read; if its socket is readable, the server sent a
-    /// termination notice or closed it.
+    /// An idle connection has nothing to read (nothing is LISTENed for); if its socket is
+    /// readable, the server sent a termination notice (a restart's FATAL) or closed it, which
+    /// libpq would only notice on the next query.
     func isStillUsable() -> Bool {
         guard !isBroken, PQstatus(connection) == CONNECTION_OK else { return false }
         var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
-        guard Glibc.poll(&descriptor, 1, 0) > 0 else { return true }
-        return PQconsumeInput(connection) == 1 && PQstatus(connection) == CONNECTION_OK
+        return Glibc.poll(&descriptor, 1, 0) == 0
     }
 
     private func consume(_ result: OpaquePointer?) throws -> PostgresRows {

@@ -17,7 +17,8 @@ enum NodeHarness {
         ProcessInfo.processInfo.environment["PARLEY_TEST_DATABASE_URL"] ?? "postgres://parley@127.0.0.1:5433/parley"
     }
 
-    static func configuration(redisURL: String = redisURL, schema: String? = nil) -> NodeConfiguration {
+    static func configuration(redisURL: String = redisURL, databaseURL: String = databaseURL,
+                              schema: String? = nil) -> NodeConfiguration {
         var configuration = NodeConfiguration(nodeName: "test-node", httpPort: 0, redisURL: redisURL,
                                               redisPrefix: "parley-test:\(UUID().uuidString.prefix(8))",
                                               databaseURL: databaseURL, readinessTimeout: .seconds(1))
@@ -27,13 +28,15 @@ enum NodeHarness {
         return configuration
     }
 
-    /// Runs `body` against a live node whose database is a fresh schema.
-    static func withNode(_ body: @escaping @Sendable (any TestClientProtocol, Node) async throws -> Void) async throws {
+    /// Runs `body` against a live node whose database is a fresh schema (on the shared
+    /// PostgreSQL unless `databaseURL` names another).
+    static func withNode(databaseURL: String = databaseURL,
+                         _ body: @escaping @Sendable (any TestClientProtocol, Node) async throws -> Void) async throws {
         let schema = "node_" + UUID().uuidString.prefix(8).lowercased()
         let logger = Logger(label: "test")
-        let admin = try Backends.connect(configuration(), logger: logger)
+        let admin = try Backends.connect(configuration(databaseURL: databaseURL), logger: logger)
         try await admin.postgres.simpleQuery("CREATE SCHEMA \(schema)")
-        let configuration = configuration(schema: schema)
+        let configuration = configuration(databaseURL: databaseURL, schema: schema)
         let backends = try Backends.connect(configuration, logger: logger)
         do {
             try await PostgresMigrator(client: backends.postgres).migrate()

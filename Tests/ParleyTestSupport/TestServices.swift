@@ -50,7 +50,7 @@ public enum TestServices {
     ///
     /// posix_spawn and waitpid rather than Foundation's `Process`, whose `waitUntilExit` can
     /// miss the exit of a child whose own children (a server it started) live on. Output goes
-    /// to a file, not a pipe, for the same reason.
+    /// to a file, not a pipe, for the same reason, and the child inherits no other descriptor.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID()).out").path
@@ -60,6 +60,7 @@ public enum TestServices {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        markDescriptorsCloseOnExec()
         let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -77,6 +78,18 @@ public enum TestServices {
             throw ProcessFailure(command: ([executable] + arguments).joined(separator: " "), output: text)
         }
         return text
+    }
+
+    /// Nothing of ours leaks into a child: a server it leaves running (pg_ctl's postgres)
+    /// would otherwise hold our sockets open after we close them, and their peers would never
+    /// see them close. (glibc's `posix_spawn_file_actions_addclosefrom_np` is not visible
+    /// from Swift.)
+    private static func markDescriptorsCloseOnExec() {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for case let fd? in descriptors.map({ Int32($0) }) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     public struct ProcessFailure: Error, CustomStringConvertible {
