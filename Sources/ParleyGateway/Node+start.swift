@@ -25,7 +25,7 @@ extension Node {
                                      publisher: broadcaster, settings: .init(leaseTTL: configuration.leaseTTL), logger: nodeLogger)
         return Node(configuration: configuration, identity: identity, backends: backends, directory: directory, channels: channels,
                     broadcaster: broadcaster, buffer: buffer,
-                    presence: PresenceTracker(publisher: broadcaster, node: identity.description),
+                    presence: PresenceTracker(publisher: broadcaster, node: identity.description, awayAfter: configuration.awayAfter),
                     tokens: await TokenIssuer(secret: configuration.tokenSecret, lifetime: configuration.tokenLifetime),
                     passwords: PasswordHasher(cost: UInt8(clamping: configuration.bcryptCost)), logger: nodeLogger)
     }

@@ -13,6 +13,8 @@ public final class NodeMetrics: Sendable {
     let joins: Counter
     let errorReplies: Counter
     let messagesAccepted: Counter
+    let socketTimeouts: Counter
+    private let storedBatches: Counter
     private let published: Counter
     private let deliveries: Counter
     private let dropped: Counter
@@ -28,6 +30,8 @@ public final class NodeMetrics: Sendable {
         joins = registry.makeCounter(descriptor: Self.name("ws_joins_total", unit: "", help: "Successful channel joins"))
         errorReplies = registry.makeCounter(descriptor: Self.name("ws_error_replies_total", unit: "", help: "Requests answered with an error reply"))
         messagesAccepted = registry.makeCounter(descriptor: Self.name("messages_accepted_total", unit: "", help: "Messages acknowledged (in the log)"))
+        socketTimeouts = registry.makeCounter(descriptor: Self.name("ws_timeouts_total", unit: "", help: "Sockets closed for silence"))
+        storedBatches = registry.makeCounter(descriptor: Self.name("buffer_batches_total", unit: "", help: "Batches written to PostgreSQL (one INSERT each)"))
         published = registry.makeCounter(descriptor: Self.name("broadcast_published_total", unit: "", help: "Events published"))
         deliveries = registry.makeCounter(descriptor: Self.name("broadcast_deliveries_total", unit: "", help: "Frames queued to local sockets (fan-out)"))
         dropped = registry.makeCounter(descriptor: Self.name("broadcast_dropped_total", unit: "", help: "Frames refused by full socket queues"))
@@ -50,6 +54,7 @@ public final class NodeMetrics: Sendable {
         advance(deliveries, "deliveries", to: broadcast.deliveries)
         advance(dropped, "dropped", to: broadcast.dropped)
         advance(storedRows, "rows", to: stored.rows)
+        advance(storedBatches, "batches", to: stored.batches)
         advance(storeErrors, "errors", to: stored.errors)
         pending.set(to: Double(stored.pending))
         lag.set(to: Double(stored.lagMilliseconds))

@@ -26,13 +26,19 @@ public struct NodeConfiguration: Sendable {
     /// …or this long after the first of a batch, whichever comes first.
     public var batchDelay: Duration
     public var leaseTTL: Duration
+    /// A socket that sends nothing (not even a heartbeat; Phoenix clients send one every 30 s)
+    /// for this long is closed, and its presence goes with it.
+    public var socketTimeout: Duration
+    /// A member whose sockets have all been idle this long is away.
+    public var awayAfter: Duration
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",
                 databaseURL: String = "postgres://parley@127.0.0.1:5433/parley", databasePoolSize: Int = 4,
                 migrateOnStart: Bool = true, readinessTimeout: Duration = .seconds(2),
                 tokenSecret: String = "parley-development-secret-change-me!", tokenLifetime: Duration = .seconds(7 * 24 * 3600),
-                bcryptCost: Int = 12, batchSize: Int = 10, batchDelay: Duration = .seconds(5), leaseTTL: Duration = .seconds(10)) {
+                bcryptCost: Int = 12, batchSize: Int = 10, batchDelay: Duration = .seconds(5), leaseTTL: Duration = .seconds(10),
+                socketTimeout: Duration = .seconds(60), awayAfter: Duration = .seconds(300)) {
         self.nodeName = nodeName
         self.httpHost = httpHost
         self.httpPort = httpPort
@@ -49,5 +55,7 @@ public struct NodeConfiguration: Sendable {
         self.batchSize = batchSize
         self.batchDelay = batchDelay
         self.leaseTTL = leaseTTL
+        self.socketTimeout = socketTimeout
+        self.awayAfter = awayAfter
     }
 }

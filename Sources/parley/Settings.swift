@@ -65,6 +65,10 @@ struct NodeOptions: ParsableArguments {
     var batchTimeoutMs: Int?
     @Option(help: "Channel lease TTL, ms. Env PARLEY_LEASE_TTL_MS; default 10000.")
     var leaseTtlMs: Int?
+    @Option(help: "Close a socket silent this long (no frame, not even a heartbeat), ms. Env PARLEY_SOCKET_TIMEOUT_MS; default 60000.")
+    var socketTimeoutMs: Int?
+    @Option(help: "A member idle this long on all sockets is away, ms. Env PARLEY_AWAY_AFTER_MS; default 300000.")
+    var awayAfterMs: Int?
 
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
@@ -76,6 +80,11 @@ struct NodeOptions: ParsableArguments {
         configuration.batchSize = try setting(batchSize, "PARLEY_BATCH_SIZE", configuration.batchSize)
         configuration.batchDelay = .milliseconds(try setting(batchTimeoutMs, "PARLEY_BATCH_TIMEOUT_MS", 5000))
         configuration.leaseTTL = .milliseconds(try setting(leaseTtlMs, "PARLEY_LEASE_TTL_MS", 10000))
+        configuration.socketTimeout = .milliseconds(try setting(socketTimeoutMs, "PARLEY_SOCKET_TIMEOUT_MS", 60000))
+        configuration.awayAfter = .milliseconds(try setting(awayAfterMs, "PARLEY_AWAY_AFTER_MS", 300_000))
+        guard configuration.socketTimeout >= .seconds(1), configuration.awayAfter >= .seconds(1) else {
+            throw ValidationError("the socket timeout and the away delay must be at least 1000 ms")
+        }
         guard configuration.tokenSecret.utf8.count >= 32 else { throw ValidationError("the token secret must be at least 32 bytes") }
         guard (4...31).contains(configuration.bcryptCost) else { throw ValidationError("bcrypt cost must be 4...31") }
         guard configuration.batchSize > 0, configuration.batchDelay > .zero, configuration.leaseTTL >= .seconds(1) else {

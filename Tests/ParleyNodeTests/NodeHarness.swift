@@ -30,13 +30,14 @@ enum NodeHarness {
 
     /// Runs `body` against a live node whose database is a fresh schema (on the shared
     /// PostgreSQL unless `databaseURL` names another).
-    static func withNode(databaseURL: String = databaseURL,
+    static func withNode(databaseURL: String = databaseURL, configure: (inout NodeConfiguration) -> Void = { _ in },
                          _ body: @escaping @Sendable (any TestClientProtocol, Node) async throws -> Void) async throws {
         let schema = "node_" + UUID().uuidString.prefix(8).lowercased()
         let logger = Logger(label: "test")
         let admin = try Backends.connect(configuration(databaseURL: databaseURL), logger: logger)
         try await admin.postgres.simpleQuery("CREATE SCHEMA \(schema)")
-        let configuration = configuration(databaseURL: databaseURL, schema: schema)
+        var configuration = configuration(databaseURL: databaseURL, schema: schema)
+        configure(&configuration)
         let backends = try Backends.connect(configuration, logger: logger)
         do {
             try await PostgresMigrator(client: backends.postgres).migrate()

@@ -46,4 +46,37 @@ struct WorkspacePresenceTests {
             }
         }
     }
+
+    /// A client that vanished without closing: its socket is closed after the socket
+    /// timeout and its presence leaves; a client that heartbeats stays.
+    @Test func aSilentSocketTimesOutAndItsMemberGoesOffline() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode(configure: { $0.socketTimeout = .seconds(1) }) { client, _ in
+                let (alice, bob, _, workspace) = try await ChatTests.room(client)
+                let me = try await client.json(.get, "/api/me", token: bob.token).1
+                _ = try await client.json(.post, "/api/workspaces/\(workspace)/members", token: alice.token,
+                                          body: ["email": me["user"]?["email"] ?? .null])
+                let topic = "workspace:\(workspace)"
+                let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
+                #expect(try await aliceSocket.reply(to: aliceSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")
+                #expect(try await bobSocket.reply(to: bobSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                _ = try await aliceSocket.next { $0.arrayValue?[4]["joins"]?[bob.id] != nil }
+                // Alice heartbeats every 300 ms; Bob says nothing more.
+                let heartbeats = Task {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(300))
+                        aliceSocket.push("phoenix", "heartbeat", [:])
+                    }
+                }
+                let gone = try await aliceSocket.next { $0.arrayValue?[3] == "presence_diff" && $0.arrayValue?[4]["leaves"]?[bob.id] != nil }
+                #expect(gone.arrayValue?[4]["joins"] == [:])
+                await #expect(throws: PhoenixSocket.SocketClosed.self) { _ = try await bobSocket.next { _ in false } }
+                let metrics = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
+                #expect(metrics.contains("parley_ws_timeouts_total 1"))
+                heartbeats.cancel()
+                aliceSocket.close()
+            }
+        }
+    }
 }

@@ -72,7 +72,7 @@ struct APIRoutes: Sendable {
         let email = try await payload(request, context).string("email", maxLength: 254)
         guard let member = try await node.directory.user(email: email) else { throw DirectoryError.notFound("user \(email)") }
         try await node.directory.addWorkspaceMember(workspace: workspace, user: member.id)
-        node.broadcaster.publish(.memberJoined(["user": member.json, "workspace_id": .string(workspace)]), topic: "workspace:\(workspace)")
+        await node.presence.announce(.memberJoined(["user": member.json, "workspace_id": .string(workspace)]), in: workspace)
         return JSONResponse(["user": member.json])
     }
 
@@ -94,7 +94,7 @@ struct APIRoutes: Sendable {
         }
         let channel = try await node.directory.createChannel(workspace: workspace, name: name, kind: kind, creator: user)
         if kind == .public {
-            node.broadcaster.publish(.channelCreated(["channel": channel.json]), topic: "workspace:\(workspace)")
+            await node.presence.announce(.channelCreated(["channel": channel.json]), in: workspace)
         }
         return JSONResponse(["channel": channel.json], status: .created)
     }

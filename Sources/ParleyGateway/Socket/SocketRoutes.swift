@@ -49,6 +49,16 @@ struct SocketRoutes: Sendable {
                     }
                     await session.close()
                 }
+                group.addTask {
+                    // A client that vanished without closing (a laptop lid, a dropped network)
+                    // would otherwise stay present forever.
+                    let timeout = node.configuration.socketTimeout
+                    while ContinuousClock.now - (await session.lastReceived) < timeout {
+                        try await Task.sleep(for: min(timeout / 4, .seconds(5)))
+                    }
+                    node.metrics.socketTimeouts.increment()
+                    try await outbound.close(.goingAway, reason: "timeout")
+                }
                 try await group.next()
                 group.cancelAll()
             }

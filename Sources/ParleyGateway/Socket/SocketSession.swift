@@ -19,6 +19,8 @@ actor SocketSession {
     private var threads: Set<String> = []
     private var bucket: TokenBucket
     private let clock = SystemClock()
+    /// When the client last sent a frame (the socket timeout counts from here).
+    private(set) var lastReceived = ContinuousClock.now
 
     init(node: Node, codec: PhoenixCodec, user: String?, outboxCapacity: Int = 512) {
         self.node = node
@@ -28,6 +30,7 @@ actor SocketSession {
     }
 
     func receive(text: [UInt8]) async {
+        lastReceived = .now
         node.metrics.framesIn.increment()
         do {
             await handle(try outbox.codec.decode(textBytes: text))
@@ -39,6 +42,7 @@ actor SocketSession {
     }
 
     func receive(binary: [UInt8]) async {
+        lastReceived = .now
         do {
             let frame = try outbox.codec.decode(binary: binary)
             reply(to: frame, error: ProtocolError.invalidField(field: "payload", reason: "binary payloads are not accepted on \(frame.topic)"))

@@ -1,0 +1,106 @@
+import ParleyCore
+
+/// One workspace (DESIGN §1): its members' connections — each socket a presence meta — their
+/// timeouts (a member whose sockets have all been idle for `awayAfter` is away), and the
+/// workspace-wide broadcasts on `workspace:{id}`: `presence_diff` on every change,
+/// `channel_created`, `member_joined`. `PresenceTracker` starts one per workspace with
+/// sockets on this node and routes each socket's events to it.
+public actor WorkspaceServer {
+    public let workspaceID: String
+    private let publisher: any EventPublisher
+    private let clock: any ParleyClock
+    private let node: String
+    public let awayAfter: Duration
+    private var snapshot = PresenceSnapshot()
+    /// The connected sockets: ref → (user, last activity).
+    private var connections: [String: (user: String, lastActive: Moment)] = [:]
+    /// When the last socket left (the tracker stops servers empty for a while).
+    public private(set) var emptySince: Moment?
+
+    public init(workspaceID: String, publisher: any EventPublisher, node: String, awayAfter: Duration,
+                clock: any ParleyClock = SystemClock()) {
+        self.workspaceID = workspaceID
+        self.publisher = publisher
+        self.node = node
+        self.awayAfter = awayAfter
+        self.clock = clock
+        emptySince = clock.now()
+    }
+
+    private var topic: String { "workspace:\(workspaceID)" }
+
+    /// `presence_state` of the workspace.
+    public var state: JSONValue { snapshot.stateJSON }
+
+    public func status(of user: String) -> PresenceStatus { snapshot.status(of: user) }
+
+    /// Connected sockets and the members they belong to.
+    public var connectionCount: Int { connections.count }
+    public var memberCount: Int { snapshot.users.count }
+
+    /// In one step: sends `presence_state` to `subscriber`, subscribes it to the workspace's
+    /// broadcasts and connects its socket — so it sees every change after the state exactly once.
+    public func attach(_ subscriber: any FrameSubscriber, to broadcaster: Broadcaster, user: String, ref: String) -> Bool {
+        let frame = ServerEvent.presenceState(state).frame(topic: topic)
+        guard subscriber.deliver(subscriber.codec.encode(frame)) else { return false }
+        broadcaster.subscribe(subscriber, to: topic)
+        connect(user: user, ref: ref)
+        return true
+    }
+
+    /// A socket (`ref`) of `user` connected.
+    public func connect(user: String, ref: String) {
+        connections[ref] = (user, clock.now())
+        emptySince = nil
+        change { $0.add(user, PresenceMeta(ref: ref, status: .online, node: node, onlineAt: clock.wallMilliseconds())) }
+    }
+
+    public func disconnect(ref: String) {
+        guard let connection = connections.removeValue(forKey: ref) else { return }
+        if connections.isEmpty { emptySince = clock.now() }
+        change { $0.remove(connection.user, ref: ref) }
+    }
+
+    /// The socket did something: online again if it was away.
+    public func touch(ref: String) {
+        guard connections[ref] != nil else { return }
+        connections[ref]?.lastActive = clock.now()
+        update(ref) { $0.status = .online }
+    }
+
+    /// What the user says of themselves (`nil` clears it), on this socket.
+    public func setCustomStatus(ref: String, status: String?, text: String?) {
+        update(ref) {
+            $0.customStatus = status
+            $0.statusText = text
+        }
+    }
+
+    /// Member timeouts: sockets idle for `awayAfter` are away.
+    public func expireIdle() {
+        let now = clock.now()
+        for (ref, connection) in connections where now - connection.lastActive >= awayAfter {
+            update(ref) { $0.status = .away }
+        }
+    }
+
+    /// A workspace-wide event (`channel_created`, `member_joined`) to everyone on the workspace topic.
+    public func announce(_ event: ServerEvent) {
+        publisher.publish(event, topic: topic)
+    }
+
+    private func update(_ ref: String, _ edit: (inout PresenceMeta) -> Void) {
+        guard let user = connections[ref]?.user, var meta = snapshot.users[user]?.first(where: { $0.ref == ref }) else { return }
+        let before = meta
+        edit(&meta)
+        guard meta != before else { return }
+        change { $0.add(user, meta) }
+    }
+
+    private func change(_ edit: (inout PresenceSnapshot) -> Void) {
+        let before = snapshot
+        edit(&snapshot)
+        let diff = PresenceDiff(from: before, to: snapshot)
+        if !diff.isEmpty { publisher.publish(.presenceDiff(diff.json), topic: topic) }
+    }
+}
