@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ParleyPostgres
 import ParleyRuntime
 
@@ -8,7 +9,7 @@ import ParleyRuntime
 /// with the node's services (buffer, channel router) run before the server and stopped after
 /// it. `parley serve` runs it and the tests call it too.
 public func buildApplication(node: Node) -> some ApplicationProtocol {
-    let router = Router(context: BasicWebSocketRequestContext.self)
+    let router = Router(context: ParleyRequestContext.self)
     HealthRoutes(nodeName: node.configuration.nodeName, backends: node.backends,
                  readinessTimeout: node.configuration.readinessTimeout).register(on: router)
     MetricsRoutes(node: node).register(on: router)
@@ -18,4 +19,18 @@ public func buildApplication(node: Node) -> some ApplicationProtocol {
                        configuration: .init(address: .hostname(node.configuration.httpHost, port: node.configuration.httpPort),
                                             serverName: "parley"),
                        services: node.services, logger: node.logger)
+}
+
+/// Hummingbird's WebSocket request context plus the connection's NIO channel, which a
+/// socket's outbox writes its frames to directly.
+public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        channel = source.channel
+    }
 }

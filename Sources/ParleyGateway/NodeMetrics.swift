@@ -1,5 +1,6 @@
 import Hummingbird
 import ParleyCore
+import ParleyPostgres
 import ParleyRuntime
 import Prometheus
 import Synchronization
@@ -15,6 +16,7 @@ public final class NodeMetrics: Sendable {
     let messagesAccepted: Counter
     let socketTimeouts: Counter
     private let storedBatches: Counter
+    private let postgresStatements: Counter
     private let published: Counter
     private let deliveries: Counter
     private let dropped: Counter
@@ -32,6 +34,7 @@ public final class NodeMetrics: Sendable {
         messagesAccepted = registry.makeCounter(descriptor: Self.name("messages_accepted_total", unit: "", help: "Messages acknowledged (in the log)"))
         socketTimeouts = registry.makeCounter(descriptor: Self.name("ws_timeouts_total", unit: "", help: "Sockets closed for silence"))
         storedBatches = registry.makeCounter(descriptor: Self.name("buffer_batches_total", unit: "", help: "Batches written to PostgreSQL (one INSERT each)"))
+        postgresStatements = registry.makeCounter(descriptor: Self.name("postgres_statements_total", unit: "", help: "Statements sent to PostgreSQL"))
         published = registry.makeCounter(descriptor: Self.name("broadcast_published_total", unit: "", help: "Events published"))
         deliveries = registry.makeCounter(descriptor: Self.name("broadcast_deliveries_total", unit: "", help: "Frames queued to local sockets (fan-out)"))
         dropped = registry.makeCounter(descriptor: Self.name("broadcast_dropped_total", unit: "", help: "Frames refused by full socket queues"))
@@ -47,7 +50,7 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Reads the services' stats and renders the registry in the Prometheus text format.
-    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer) async -> [UInt8] {
+    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, postgres: PostgresClient) async -> [UInt8] {
         let broadcast = broadcaster.stats()
         let stored = await buffer.stats()
         advance(published, "published", to: broadcast.published)
@@ -55,6 +58,7 @@ public final class NodeMetrics: Sendable {
         advance(dropped, "dropped", to: broadcast.dropped)
         advance(storedRows, "rows", to: stored.rows)
         advance(storedBatches, "batches", to: stored.batches)
+        advance(postgresStatements, "statements", to: postgres.statementsSent)
         advance(storeErrors, "errors", to: stored.errors)
         pending.set(to: Double(stored.pending))
         lag.set(to: Double(stored.lagMilliseconds))
@@ -77,7 +81,7 @@ struct MetricsRoutes: Sendable {
 
     func register(on router: Router<some RequestContext>) {
         router.get("metrics") { _, _ in
-            let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer)
+            let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer, postgres: node.backends.postgres)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }

@@ -1,6 +1,7 @@
 import Logging
 import NIOPosix
 import ParleyCore
+import Synchronization
 
 /// What can run statements: the client itself (each call on any pooled connection) or a
 /// transaction (every call on its one connection).
@@ -29,6 +30,10 @@ public final class PostgresClient: PostgresQueryable {
     public let configuration: PostgresConfiguration
     private let threadPool: NIOThreadPool
     private let pool: ConnectionPool<PostgresConnection>
+    private let counter = StatementCounter()
+
+    /// Statements sent so far (`BEGIN`/`COMMIT` included): the node's metrics report it.
+    public var statementsSent: Int { counter.value.load(ordering: .relaxed) }
 
     public init(_ configuration: PostgresConfiguration, clock: any ParleyClock = SystemClock(),
                 logger: Logger = Logger(label: "parley.postgres")) {
@@ -48,14 +53,14 @@ public final class PostgresClient: PostgresQueryable {
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable]) async throws -> PostgresRows {
         try await pool.withConnection { connection in
-            try await PostgresTransaction(connection: connection, threadPool: threadPool).query(sql, parameters)
+            try await PostgresTransaction(connection: connection, threadPool: threadPool, counter: counter).query(sql, parameters)
         }
     }
 
     @discardableResult
     public func copy(into table: String, columns: [String], rows: [[any PostgresEncodable]]) async throws -> Int {
         try await pool.withConnection { connection in
-            try await PostgresTransaction(connection: connection, threadPool: threadPool)
+            try await PostgresTransaction(connection: connection, threadPool: threadPool, counter: counter)
                 .copy(into: table, columns: columns, rows: rows)
         }
     }
@@ -63,7 +68,7 @@ public final class PostgresClient: PostgresQueryable {
     /// Runs SQL text holding one or more statements, without parameters.
     public func simpleQuery(_ sql: String) async throws {
         try await pool.withConnection { connection in
-            _ = try await threadPool.runIfActive { try connection.simpleQuery(sql) }
+            try await PostgresTransaction(connection: connection, threadPool: threadPool, counter: counter).simpleQuery(sql)
         }
     }
 
@@ -72,7 +77,7 @@ public final class PostgresClient: PostgresQueryable {
     /// beyond `body`.
     public func transaction<R: Sendable>(_ body: (PostgresTransaction) async throws -> R) async throws -> R {
         try await pool.withConnection { connection in
-            let transaction = PostgresTransaction(connection: connection, threadPool: threadPool)
+            let transaction = PostgresTransaction(connection: connection, threadPool: threadPool, counter: counter)
             try await transaction.simpleQuery("BEGIN")
             do {
                 let result = try await body(transaction)
@@ -100,10 +105,12 @@ public final class PostgresClient: PostgresQueryable {
 public struct PostgresTransaction: PostgresQueryable {
     let connection: PostgresConnection
     let threadPool: NIOThreadPool
+    let counter: StatementCounter
 
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable]) async throws -> PostgresRows {
         let binds = parameters.map(\.postgresBind)
+        counter.add()
         return try await threadPool.runIfActive { [connection] in try connection.query(sql, binds) }
     }
 
@@ -111,13 +118,20 @@ public struct PostgresTransaction: PostgresQueryable {
     public func copy(into table: String, columns: [String], rows: [[any PostgresEncodable]]) async throws -> Int {
         let sql = "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"
         let data = PostgresCopyText.encode(rows)
+        counter.add()
         return try await threadPool.runIfActive { [connection] in try connection.copy(sql, data: data) }
     }
 
     /// Runs SQL text holding one or more statements, without parameters.
     public func simpleQuery(_ sql: String) async throws {
+        counter.add()
         _ = try await threadPool.runIfActive { [connection] in try connection.simpleQuery(sql) }
     }
+}
+
+final class StatementCounter: Sendable {
+    let value = Atomic<Int>(0)
+    func add() { value.add(1, ordering: .relaxed) }
 }
 
 /// The text format of `COPY … FROM STDIN`: tab-separated columns, `\N` for NULL,

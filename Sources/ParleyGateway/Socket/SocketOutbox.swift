@@ -1,55 +1,135 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOWebSocket
 import ParleyCore
 import ParleyRuntime
 import Synchronization
 
-/// A socket's bounded outbound queue. Frames wait here for the socket's writer; when the
-/// client reads too slowly and the queue fills, delivery fails, the queue closes and the
-/// socket is disconnected — memory never grows without bound.
+/// A socket's bounded outbound path. Frames go straight to the socket's NIO channel through
+/// its event loop's `WriteCoalescer` (no task per socket to wake); a frame is in flight until
+/// the channel has written it to the socket. When the client reads too slowly and more than
+/// `capacity` frames are in flight, delivery fails and the outbox closes, which disconnects
+/// the socket (1008) — memory never grows without bound.
 final class SocketOutbox: FrameSubscriber {
     let codec: PhoenixCodec
-    let frames: AsyncStream<ParleyCore.WebSocketMessage>
-    private let continuation: AsyncStream<ParleyCore.WebSocketMessage>.Continuation
-    private let overflowed = Mutex(false)
-    /// Frames queued and not yet taken by the writer.
-    private let queued = Mutex(0)
+    let channel: any Channel
     private let capacity: Int
+    private let coalescer: WriteCoalescer
+    /// Frames handed to the channel and not yet written to the socket.
+    private let inFlight = Atomic<Int>(0)
+    private let state = Mutex<(closed: Bool, overflowed: Bool)>((false, false))
+    /// Finishes when the outbox closes (the socket's handler then ends the connection).
+    let closing: AsyncStream<Void>
+    private let closingContinuation: AsyncStream<Void>.Continuation
 
-    init(codec: PhoenixCodec, capacity: Int) {
+    init(codec: PhoenixCodec, channel: any Channel, capacity: Int) {
         self.codec = codec
+        self.channel = channel
         self.capacity = capacity
-        (frames, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(capacity))
+        coalescer = WriteCoalescer.of(channel.eventLoop)
+        (closing, closingContinuation) = AsyncStream.makeStream()
     }
 
     func deliver(_ message: ParleyCore.WebSocketMessage) -> Bool {
-        queued.withLock { $0 += 1 }
-        switch continuation.yield(message) {
-        case .enqueued: return true
-        case .dropped:
-            overflowed.withLock { $0 = true }
-            continuation.finish()
+        guard !state.withLock({ $0.closed }) else { return false }
+        guard inFlight.add(1, ordering: .relaxed).newValue <= capacity else {
+            inFlight.subtract(1, ordering: .relaxed)
+            state.withLock { $0.overflowed = true }
+            close()
             return false
-        case .terminated: return false
-        @unknown default: return false
         }
+        coalescer.enqueue(message, to: self)
+        return true
     }
 
-    /// Waits while the queue is more than half full (a catch-up must not overflow it).
+    /// `count` frames left the outbox for the socket (or failed with it).
+    func written(_ count: Int) { inFlight.subtract(count, ordering: .relaxed) }
+
+    /// Waits while more than half the capacity is in flight (a catch-up must not overflow).
     func deliverWhenReady(_ message: ParleyCore.WebSocketMessage) async -> Bool {
-        while queued.withLock({ $0 }) > capacity / 2 {
-            if didOverflow || Task.isCancelled { return false }
+        while inFlight.load(ordering: .relaxed) > capacity / 2 {
+            if state.withLock({ $0.closed }) || Task.isCancelled { return false }
             try? await Task.sleep(for: .milliseconds(2))
         }
         return deliver(message)
     }
 
-    /// The writer took a frame off the queue.
-    func taken() { queued.withLock { $0 -= 1 } }
-
     /// Queues a frame of this socket's own (a reply or a push), encoded for its serializer.
     @discardableResult
     func send(_ frame: PhoenixFrame) -> Bool { deliver(codec.encode(frame)) }
 
-    var didOverflow: Bool { overflowed.withLock { $0 } }
+    var didOverflow: Bool { state.withLock { $0.overflowed } }
 
-    func close() { continuation.finish() }
+    func close() {
+        state.withLock { $0.closed = true }
+        closingContinuation.finish()
+    }
+}
+
+/// Frames for the sockets of one event loop, written in one pass on that loop: a publish to
+/// thousands of sockets costs one hop per loop rather than one per socket, one frame buffer
+/// per message rather than one per socket, and frames that pile up for a socket go out with
+/// one flush (one syscall) — the busier the node, the cheaper each frame.
+final class WriteCoalescer: Sendable {
+    private let eventLoop: any EventLoop
+    private let pending = NIOLockedValueBox<(frames: [(ParleyCore.WebSocketMessage, SocketOutbox)], scheduled: Bool)>(([], false))
+
+    private init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    private static let all = NIOLockedValueBox<[ObjectIdentifier: WriteCoalescer]>([:])
+
+    /// The coalescer of `eventLoop` (one per loop, for the life of the process).
+    static func of(_ eventLoop: any EventLoop) -> WriteCoalescer {
+        all.withLockedValue { all in
+            if let coalescer = all[ObjectIdentifier(eventLoop)] { return coalescer }
+            let coalescer = WriteCoalescer(eventLoop: eventLoop)
+            all[ObjectIdentifier(eventLoop)] = coalescer
+            return coalescer
+        }
+    }
+
+    func enqueue(_ message: ParleyCore.WebSocketMessage, to outbox: SocketOutbox) {
+        let schedule = pending.withLockedValue { pending in
+            pending.frames.append((message, outbox))
+            defer { pending.scheduled = true }
+            return !pending.scheduled
+        }
+        if schedule { eventLoop.execute { self.writeAll() } }
+    }
+
+    private func writeAll() {
+        let frames = pending.withLockedValue { pending in
+            defer { pending = ([], false) }
+            return pending.frames
+        }
+        var order: [ObjectIdentifier] = []
+        var perSocket: [ObjectIdentifier: (outbox: SocketOutbox, frames: [WebSocketFrame])] = [:]
+        var last: (message: ParleyCore.WebSocketMessage, frame: WebSocketFrame)?
+        for (message, outbox) in frames {
+            // A publish hands every socket the same encoded message: one buffer for all.
+            let frame = last.flatMap { $0.message == message ? $0.frame : nil } ?? Self.frame(message)
+            last = (message, frame)
+            let key = ObjectIdentifier(outbox)
+            if perSocket[key] == nil {
+                order.append(key)
+                perSocket[key] = (outbox, [])
+            }
+            perSocket[key]?.frames.append(frame)
+        }
+        for key in order {
+            guard let (outbox, frames) = perSocket[key], let final = frames.last else { continue }
+            for frame in frames.dropLast() { outbox.channel.write(frame, promise: nil) }
+            // Writes complete in order: when the last is out, all are.
+            let written = eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { _ in outbox.written(frames.count) }
+            outbox.channel.writeAndFlush(final, promise: written)
+        }
+    }
+
+    private static func frame(_ message: ParleyCore.WebSocketMessage) -> WebSocketFrame {
+        switch message {
+        case .text(let text): WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))
+        case .binary(let bytes): WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
+        }
+    }
 }

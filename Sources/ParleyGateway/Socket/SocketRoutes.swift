@@ -8,7 +8,7 @@ struct SocketRoutes: Sendable {
     let node: Node
     static let maximumFrameBytes = 1 << 20
 
-    func register(on router: Router<BasicWebSocketRequestContext>) {
+    func register(on router: Router<ParleyRequestContext>) {
         router.ws("socket/websocket", shouldUpgrade: { request, _ in
             let query = request.uri.queryParameters
             guard PhoenixCodec(vsn: query["vsn"].map(String.init)) != nil else {
@@ -23,19 +23,13 @@ struct SocketRoutes: Sendable {
         }, onUpgrade: { inbound, outbound, context in
             let codec = PhoenixCodec(vsn: context.request.uri.queryParameters["vsn"].map(String.init)) ?? .v2
             let user: String? = if let token = Self.token(context.request) { try? await node.tokens.verify(token) } else { nil }
-            let session = SocketSession(node: node, codec: codec, user: user)
+            let session = SocketSession(node: node, codec: codec, user: user, channel: context.requestContext.channel)
             node.metrics.connections.increment()
             defer { node.metrics.connections.decrement() }
             let outbox = session.outbox
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await message in outbox.frames {
-                        outbox.taken()
-                        switch message {
-                        case .text(let text): try await outbound.write(.text(text))
-                        case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
-                        }
-                    }
+                    for await _ in outbox.closing {}
                     if outbox.didOverflow {
                         try await outbound.close(.policyViolation, reason: "client too slow")
                     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import protocol NIOCore.Channel
 import ParleyCore
 import ParleyRuntime
 
@@ -22,10 +23,10 @@ actor SocketSession {
     /// When the client last sent a frame (the socket timeout counts from here).
     private(set) var lastReceived = ContinuousClock.now
 
-    init(node: Node, codec: PhoenixCodec, user: String?, outboxCapacity: Int = 512) {
+    init(node: Node, codec: PhoenixCodec, user: String?, channel: any Channel, outboxCapacity: Int = 512) {
         self.node = node
         self.socketUser = user
-        outbox = SocketOutbox(codec: codec, capacity: outboxCapacity)
+        outbox = SocketOutbox(codec: codec, channel: channel, capacity: outboxCapacity)
         bucket = TokenBucket(capacity: 30, refillPerSecond: 10, now: SystemClock().now())
     }
 
