@@ -6,7 +6,7 @@ extension RedisScript {
     /// ARGV[1] holder, ARGV[2] seq, ARGV[3] client_msg_id or '', ARGV[4] message JSON,
     /// ARGV[5] message id, ARGV[6] dedupe TTL ms.
     /// Returns {'ok'}, {'duplicate', seq, id}, {'not_owner'} or {'stale_seq'}.
-    static let appendToLog = RedisScript("""
+    public static let appendToLog = RedisScript("""
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then
           return {'not_owner'}
         end

@@ -1,0 +1,148 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import ParleyRedis
+
+/// `parley-bench`: load against a node started by `cluster/up`. Every run is bounded in
+/// connections and time, stops by itself, and prints a table and one JSON line.
+@main
+struct ParleyBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parley-bench",
+        abstract: "Load generator for a Parley node (Phoenix protocol over WebSockets).",
+        subcommands: [FanoutCommand.self, ChatCommand.self, ConnectionsCommand.self])
+}
+
+struct TargetOptions: ParsableArguments {
+    @Option(help: "The node's HTTP address.")
+    var url = "http://127.0.0.1:4000"
+    @Option(help: "The Redis the node uses (for INFO commandstats and the redis-benchmark ceiling).")
+    var redisURL = "redis://127.0.0.1:6380"
+
+    var wsURL: String { url.replacingOccurrences(of: "http://", with: "ws://") }
+
+    func withAPI<R: Sendable>(_ body: (BenchAPI) async throws -> R) async throws -> R {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton,
+                              configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+        do {
+            let result = try await body(BenchAPI(baseURL: url, http: http))
+            try await http.shutdown()
+            return result
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+}
+
+struct FanoutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fanout",
+                                                    abstract: "One channel, many subscribers, publishers at a set rate.")
+    @OptionGroup var target: TargetOptions
+    @Option(help: "Subscriber sockets on the channel.") var subscribers = 1000
+    @Option(help: "Messages per second, all publishers together (8/s per publisher socket).") var rate = 40
+    @Option(help: "Seconds of publishing.") var seconds = 10
+    @Option(help: "Also run the same load against a peer first: nchan.") var peer: String?
+    @Option(help: "The peer's HTTP address (nchan: /sub/{id} WebSocket, /pub/{id} POST).") var peerURL = "http://127.0.0.1:4100"
+    @Option(help: "The node's process id, for its CPU time; default from var/parley/node-1.pid.") var nodePid: Int32?
+    @Option(help: "The peer's (nginx master's) process id, for its and its workers' CPU time; default from var/nchan/nginx.pid.") var peerPid: Int32?
+
+    func validate() throws {
+        guard (1...20_000).contains(subscribers), (1...2_000).contains(rate), (1...300).contains(seconds) else {
+            throw ValidationError("subscribers 1…20000, rate 1…2000, seconds 1…300")
+        }
+        if let peer, peer != "nchan" { throw ValidationError("the only peer is nchan") }
+    }
+
+    func run() async throws {
+        Connections.raiseDescriptorLimit()
+        let load = FanoutLoad(subscribers: subscribers, rate: rate, seconds: seconds)
+        try await target.withAPI { api in
+            var report = Report(scenario: "fanout")
+            report.add("subscribers", "subscribers", subscribers)
+            report.add("publish rate", "rate_per_s", Double(rate), unit: "msg/s")
+            report.add("publishing for", "seconds", Double(seconds), unit: "s")
+            var peerResult: FanoutResult?
+            if peer != nil {
+                print("fanout: nchan at \(peerURL)…")
+                peerResult = try await Fanout.nchan(load, api: api, url: peerURL, serverPID: peerPid ?? pid(in: "var/nchan/nginx.pid"))
+                try await Task.sleep(for: .seconds(2))
+            }
+            print("fanout: parley at \(target.url)…")
+            let parley = try await Fanout.parley(load, api: api, wsURL: target.wsURL, serverPID: nodePid ?? pid(in: "var/parley/node-1.pid"))
+            parley.add(to: &report, prefix: "parley")
+            if let peerResult {
+                peerResult.add(to: &report, prefix: "nchan")
+                report.add("deliveries/s parley ÷ nchan", "ratio_deliveries", parley.deliveriesPerSecond / peerResult.deliveriesPerSecond, digits: 2)
+                let p99 = { (result: FanoutResult) in Double(result.deliver.valueAtPercentile(99)) }
+                report.add("publish→deliver p99 parley ÷ nchan", "ratio_p99", p99(parley) / p99(peerResult), digits: 2)
+                if let ours = parley.serverCPUSeconds, let theirs = peerResult.serverCPUSeconds {
+                    report.add("server CPU per delivery parley ÷ nchan", "ratio_cpu_per_delivery",
+                               (ours / Double(max(parley.delivered, 1))) / (theirs / Double(max(peerResult.delivered, 1))), digits: 2)
+                }
+            }
+            report.print()
+        }
+    }
+}
+
+struct ChatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "chat",
+                                                    abstract: "Many channels and senders: acknowledged messages/s and their cost.")
+    @OptionGroup var target: TargetOptions
+    @Option(help: "Channels.") var channels = 50
+    @Option(help: "Sender sockets per channel (each a member; each also receives its channel).") var senders = 4
+    @Option(help: "Messages per second in all (at most 9.5 per socket).") var rate = 1500
+    @Option(help: "Seconds of sending.") var seconds = 10
+
+    func validate() throws {
+        guard (1...1_000).contains(channels), (1...50).contains(senders), (1...20_000).contains(rate), (1...300).contains(seconds) else {
+            throw ValidationError("channels 1…1000, senders 1…50, rate 1…20000, seconds 1…300")
+        }
+    }
+
+    func run() async throws {
+        Connections.raiseDescriptorLimit()
+        let redis = RedisClient(try RedisConfiguration(url: target.redisURL, poolSize: 1))
+        try await target.withAPI { api in
+            var report = Report(scenario: "chat")
+            try await Chat.run(ChatLoad(channels: channels, sendersPerChannel: senders, rate: rate, seconds: seconds),
+                               api: api, wsURL: target.wsURL, redis: redis, redisURL: target.redisURL, report: &report)
+            report.print()
+        }
+        await redis.shutdown()
+    }
+}
+
+struct ConnectionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connections",
+                                                    abstract: "Idle joined connections: node RSS per connection and join time.")
+    @OptionGroup var target: TargetOptions
+    @Option(help: "Connections.") var count = 10_000
+    @Option(help: "Channels each connection joins.") var channels = 3
+    @Option(help: "The node's process id (for its RSS); default from var/parley/node-1.pid.") var nodePid: Int32?
+
+    func validate() throws {
+        guard (1...19_000).contains(count), (1...20).contains(channels) else {
+            throw ValidationError("count 1…19000 (this machine's descriptor limit is 20000 per process), channels 1…20")
+        }
+    }
+
+    func run() async throws {
+        guard let pid = nodePid ?? pid(in: "var/parley/node-1.pid") else {
+            throw ValidationError("no --node-pid and no var/parley/node-1.pid (start the node with cluster/up)")
+        }
+        try await target.withAPI { api in
+            var report = Report(scenario: "connections")
+            try await Connections.run(count: count, channelsPerConnection: channels, nodePID: pid, api: api,
+                                      wsURL: target.wsURL, report: &report)
+            report.print()
+        }
+    }
+}
+
+/// A process id kept in a pid file (relative paths from the repository root, where
+/// `cluster/bench` runs).
+func pid(in file: String) -> Int32? {
+    (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+}
