@@ -34,7 +34,10 @@ public actor MessageBuffer: MessageSink, Service {
     private let pollInterval: Duration
     private nonisolated let stopping = Mutex(false)
 
+    /// Writes start at `batchSize` messages or `batchDelay` after the first; one statement
+    /// takes up to `largestBatch` pending messages.
     public init(store: any MessageStore, log: any MessageLog, batchSize: Int = 10, batchDelay: Duration = .seconds(5),
+                largestBatch: Int = 500,
                 retry: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5)),
                 clock: any ParleyClock = SystemClock(), pollInterval: Duration = .milliseconds(20),
                 logger: Logger = Logger(label: "parley.buffer")) {
@@ -43,7 +46,7 @@ public actor MessageBuffer: MessageSink, Service {
         self.clock = clock
         self.logger = logger
         self.pollInterval = pollInterval
-        batcher = WriteBatcher(maximumItems: batchSize, maximumDelay: batchDelay)
+        batcher = WriteBatcher(maximumItems: batchSize, maximumDelay: batchDelay, largestBatch: largestBatch)
         backoff = BackoffState(policy: retry)
     }
 

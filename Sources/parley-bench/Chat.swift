@@ -158,11 +158,14 @@ enum RedisCeiling {
         ]).jsonText
         let base = ["-h", configuration.host, "-p", String(configuration.port), "--dbnum", String(database),
                     "-c", "16", "-P", "32", "-r", "100000000", "--csv"] + (configuration.password.map { ["-a", $0] } ?? [])
-        let evalsha = try run(base + ["-n", "200000", "EVALSHA", script.sha, "3", "bench:lease", "bench:log:{__rand_int__}",
-                                      "bench:dedupe:{__rand_int__}", "bench-holder", "1", "c__rand_int__", message,
-                                      UUID().uuidString.lowercased(), "600000"])
-        let xtrim = try run(base + ["-n", "200000", "XTRIM", "bench:log:{__rand_int__}", "MINID", "2-0"])
+        let figures = Result {
+            try (run(base + ["-n", "200000", "EVALSHA", script.sha, "3", "bench:lease", "bench:log:{__rand_int__}",
+                             "bench:dedupe:{__rand_int__}", "bench-holder", "1", "c__rand_int__", message,
+                             UUID().uuidString.lowercased(), "600000"]),
+                 run(base + ["-n", "200000", "XTRIM", "bench:log:{__rand_int__}", "MINID", "2-0"]))
+        }
         _ = try await scratch.execute("FLUSHDB")
+        let (evalsha, xtrim) = try figures.get()
         let secondsPerMessage = appendsPerMessage / evalsha + trimsPerMessage / xtrim
         return Figures(evalsha: evalsha, xtrim: xtrim, messages: 1 / secondsPerMessage)
     }
@@ -179,9 +182,11 @@ enum RedisCeiling {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
-        // --csv: "test","rps",… then one row per test.
-        guard let row = text.split(whereSeparator: \.isNewline).last,
-              let rps = Double(row.split(separator: ",").dropFirst().first?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? "") else {
+        // --csv: "test","rps" and six latency columns, then a row per test whose quoted name
+        // (the command line, unescaped) may itself hold commas: read rps from the end.
+        let fields = text.split(whereSeparator: \.isNewline).last?.split(separator: ",") ?? []
+        guard fields.count >= 8,
+              let rps = Double(fields[fields.count - 7].trimmingCharacters(in: CharacterSet(charactersIn: "\""))) else {
             throw BenchAPI.Failure(description: "redis-benchmark gave no figure: \(text.prefix(300))")
         }
         return rps

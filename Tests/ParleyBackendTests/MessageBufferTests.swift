@@ -14,7 +14,8 @@ struct MessageBufferTests {
     @Test func writesAtTheBatchSizeAndAfterTheDelayWhileRunning() async throws {
         let store = MemoryMessageStore()
         let leases = MemoryLeaseStore()
-        let buffer = MessageBuffer(store: store, log: MemoryMessageLog(leases: leases), batchSize: 3, batchDelay: .milliseconds(200))
+        let buffer = MessageBuffer(store: store, log: MemoryMessageLog(leases: leases), batchSize: 3, batchDelay: .milliseconds(200),
+                                   largestBatch: 3)
         let group = ServiceGroup(services: [buffer], gracefulShutdownSignals: [], logger: Logger(label: "test"))
         async let running: Void = group.run()
         for seq in Int64(1)...4 { await buffer.enqueue(Self.message(seq)) }

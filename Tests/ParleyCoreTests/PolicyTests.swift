@@ -37,6 +37,18 @@ struct PolicyTests {
         #expect(batcher.deadline == nil)
     }
 
+    @Test func aBacklogIsWrittenInBatchesUpToTheLargest() {
+        var batcher = WriteBatcher<Int>(maximumItems: 2, maximumDelay: .seconds(5), largestBatch: 5)
+        // As the message buffer does while its writer is busy: a full batch becomes due now.
+        for n in 1...8 {
+            if case .flush(let batch) = batcher.append(n, at: t0) { batcher.requeue(batch, retryAt: t0) }
+        }
+        guard case .flush(let first) = batcher.tick(at: t0) else { Issue.record("the backlog is due"); return }
+        #expect(first == [1, 2, 3, 4, 5], "the trigger stays at 2; a batch takes up to 5")
+        guard case .flush(let rest) = batcher.tick(at: t0) else { Issue.record("the rest is due at once"); return }
+        #expect(rest == [6, 7, 8])
+    }
+
     @Test func failedBatchGoesBackInFrontInOrder() {
         var batcher = WriteBatcher<Int>(maximumItems: 2, maximumDelay: .seconds(1))
         _ = batcher.append(1, at: t0)

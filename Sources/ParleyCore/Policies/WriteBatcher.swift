@@ -1,7 +1,9 @@
 import DequeModule
 
 /// Collects items and says when to write them: at `maximumItems` items, or `maximumDelay`
-/// after the first item of a batch arrived, whichever comes first.
+/// after the first item of a batch arrived, whichever comes first. A batch takes up to
+/// `largestBatch` items, so a backlog (after an outage, or under load) is written in fewer,
+/// larger statements.
 ///
 /// A failed write hands its batch back with `requeue`, ahead of newer items, so order holds.
 public struct WriteBatcher<Item: Sendable>: Sendable {
@@ -14,14 +16,16 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
 
     public let maximumItems: Int
     public let maximumDelay: Duration
+    public let largestBatch: Int
     private var pending: Deque<Item> = []
     /// When the oldest pending item must be written.
     public private(set) var deadline: Moment?
 
-    public init(maximumItems: Int, maximumDelay: Duration) {
+    public init(maximumItems: Int, maximumDelay: Duration, largestBatch: Int? = nil) {
         precondition(maximumItems > 0 && maximumDelay >= .zero)
         self.maximumItems = maximumItems
         self.maximumDelay = maximumDelay
+        self.largestBatch = max(maximumItems, largestBatch ?? maximumItems)
     }
 
     public var count: Int { pending.count }
@@ -43,7 +47,7 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
         return .flush(take())
     }
 
-    /// The next batch (at most `maximumItems`), now, whatever its deadline (shutdown, handoff).
+    /// The next batch (at most `largestBatch`), now, whatever its deadline (shutdown, handoff).
     public mutating func drain() -> [Item] {
         pending.isEmpty ? [] : take()
     }
@@ -57,7 +61,7 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
     /// Takes one batch. Items left behind (a burst beyond a batch) are already overdue or
     /// close to it, so they become due at once rather than waiting a new delay.
     private mutating func take() -> [Item] {
-        let count = min(pending.count, maximumItems)
+        let count = min(pending.count, largestBatch)
         let batch = Array(pending.prefix(count))
         pending.removeFirst(count)
         deadline = pending.isEmpty ? nil : (deadline ?? Moment(nanoseconds: .min))
