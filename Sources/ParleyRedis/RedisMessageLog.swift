@@ -55,8 +55,11 @@ public struct RedisMessageLog: MessageLog {
         return Int64(id[..<dash])
     }
 
-    public func trim(channel: String, through: Int64) async throws {
-        // XTRIM MINID keeps entries with ids >= the given id.
-        try await client.execute("XTRIM", keys.log(channel: channel), "MINID", "\(through + 1)-0")
+    public func trim(through: [String: Int64]) async throws {
+        // XTRIM MINID keeps entries with ids >= the given id; one pipeline for all channels.
+        let replies = try await client.pipeline(through.map { channel, seq in
+            RedisCommand("XTRIM", [keys.log(channel: channel), "MINID", "\(seq + 1)-0"])
+        })
+        if let error = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.reply(error) }
     }
 }

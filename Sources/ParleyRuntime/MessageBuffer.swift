@@ -110,10 +110,8 @@ public actor MessageBuffer: MessageSink, Service {
             backoff.recordSuccess()
             var highest: [String: Int64] = [:]
             for message in batch { highest[message.channelID] = max(highest[message.channelID] ?? 0, message.seq) }
-            for (channel, seq) in highest {
-                // A failed trim only leaves entries the store already has: harmless.
-                try? await log.trim(channel: channel, through: seq)
-            }
+            // A failed trim only leaves entries the store already has: harmless.
+            try? await log.trim(through: highest)
             return true
         } catch {
             counters.errors += 1

@@ -21,6 +21,7 @@ public protocol MessageLog: Sendable {
     func entries(channel: String, after: Int64, limit: Int) async throws -> [MessageView]
     /// The highest `seq` in the log, or nil when it is empty.
     func lastSeq(channel: String) async throws -> Int64?
-    /// Drops entries with `seq <= through` (they are in the store).
-    func trim(channel: String, through: Int64) async throws
+    /// Drops, in each channel, the entries with `seq` up to the one given (they are in the
+    /// store): one round trip for a whole batch's channels.
+    func trim(through: [String: Int64]) async throws
 }

@@ -37,7 +37,9 @@ public final class MemoryMessageLog: MessageLog {
         channels.withLock { $0[channel]?.entries.last?.seq }
     }
 
-    public func trim(channel: String, through: Int64) async throws {
-        channels.withLock { $0[channel]?.entries.removeAll { $0.seq <= through } }
+    public func trim(through: [String: Int64]) async throws {
+        channels.withLock { channels in
+            for (channel, seq) in through { channels[channel]?.entries.removeAll { $0.seq <= seq } }
+        }
     }
 }
