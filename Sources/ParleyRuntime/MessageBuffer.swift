@@ -53,10 +53,7 @@ public actor MessageBuffer: MessageSink, Service {
     public func enqueue(_ message: MessageView) {
         let now = clock.now()
         oldestPending.append(now)
-        if case .flush(let batch) = batcher.append(message, at: now) {
-            // Full: due now; the writer loop writes it (in order, never on the caller's time).
-            batcher.requeue(batch, retryAt: now)
-        }
+        batcher.add(message, at: now)
     }
 
     public func stats() -> Stats {

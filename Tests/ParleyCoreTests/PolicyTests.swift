@@ -39,13 +39,14 @@ struct PolicyTests {
 
     @Test func aBacklogIsWrittenInBatchesUpToTheLargest() {
         var batcher = WriteBatcher<Int>(maximumItems: 2, maximumDelay: .seconds(5), largestBatch: 5)
-        // As the message buffer does while its writer is busy: a full batch becomes due now.
-        for n in 1...8 {
-            if case .flush(let batch) = batcher.append(n, at: t0) { batcher.requeue(batch, retryAt: t0) }
-        }
-        guard case .flush(let first) = batcher.tick(at: t0) else { Issue.record("the backlog is due"); return }
+        // As the message buffer adds while its writer is busy.
+        batcher.add(1, at: t0)
+        #expect(batcher.deadline == t0 + .seconds(5) && batcher.tick(at: t0) == nil, "one item waits the delay")
+        for n in 2...8 { batcher.add(n, at: t0 + .seconds(1)) }
+        #expect(batcher.deadline == t0 + .seconds(1), "a full batch is due at once")
+        guard case .flush(let first) = batcher.tick(at: t0 + .seconds(1)) else { Issue.record("the backlog is due"); return }
         #expect(first == [1, 2, 3, 4, 5], "the trigger stays at 2; a batch takes up to 5")
-        guard case .flush(let rest) = batcher.tick(at: t0) else { Issue.record("the rest is due at once"); return }
+        guard case .flush(let rest) = batcher.tick(at: t0 + .seconds(1)) else { Issue.record("the rest is due at once"); return }
         #expect(rest == [6, 7, 8])
     }
 

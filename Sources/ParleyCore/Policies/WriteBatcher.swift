@@ -41,6 +41,18 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
         return nil
     }
 
+    /// Queues `item` for a writer that polls `tick`: the batch is due at once when full,
+    /// otherwise `maximumDelay` after its first item. Never hands a batch to the caller, so
+    /// a sender never writes on its own time (and a backlog is not copied on every add).
+    public mutating func add(_ item: Item, at now: Moment) {
+        pending.append(item)
+        if pending.count >= maximumItems {
+            deadline = min(deadline ?? now, now)
+        } else if deadline == nil {
+            deadline = now + maximumDelay
+        }
+    }
+
     /// Flushes when the deadline has come.
     public mutating func tick(at now: Moment) -> Directive? {
         guard let deadline, now >= deadline, !pending.isEmpty else { return nil }
