@@ -31,5 +31,5 @@ extension Node {
     }
 
     /// The node's long-running services, in start order (shutdown runs the other way).
-    public var services: [any Service] { [buffer, channels, presence] }
+    public var services: [any Service] { [buffer, channels, presence, sockets] }
 }

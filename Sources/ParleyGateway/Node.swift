@@ -16,6 +16,8 @@ public struct Node: Sendable {
     public let passwords: PasswordHasher
     public let limits: PayloadLimits
     public let metrics: NodeMetrics
+    /// The open sockets; closes those silent for the socket timeout.
+    public let sockets: SocketSweeper
     public let logger: Logger
 
     public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: Backends, directory: any Directory,
@@ -32,7 +34,9 @@ public struct Node: Sendable {
         self.tokens = tokens
         self.passwords = passwords
         self.limits = limits
-        self.metrics = NodeMetrics(identity: identity)
+        let metrics = NodeMetrics(identity: identity)
+        self.metrics = metrics
+        sockets = SocketSweeper(timeout: configuration.socketTimeout) { metrics.socketTimeouts.increment() }
         self.logger = logger
     }
 }

@@ -31,6 +31,9 @@ public struct NodeConfiguration: Sendable {
     public var socketTimeout: Duration
     /// A member whose sockets have all been idle this long is away.
     public var awayAfter: Duration
+    /// Frames a socket may have waiting to be written; a client slower than that is
+    /// disconnected (1008) rather than allowed to grow the node's memory.
+    public var outboxCapacity = 512
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",

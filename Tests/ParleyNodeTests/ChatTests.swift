@@ -1,7 +1,9 @@
+import Glibc
 import Foundation
 import HummingbirdTesting
 import ParleyCore
 import ParleyGateway
+import ParleyTestSupport
 import Testing
 
 @Suite("One node end to end: HTTP API and Phoenix WebSocket")
@@ -204,4 +206,87 @@ struct ChatTests {
             }
         }
     }
+}
+
+@Suite("A client too slow to read")
+struct SlowClientTests {
+    /// A raw WebSocket client that joins and then never reads: once more than the outbox's
+    /// capacity is waiting, the node disconnects it; the reading client gets everything.
+    @Test func isDisconnectedAndOthersGetEveryMessage() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode(configure: { $0.outboxCapacity = 8 }) { client, _ in
+                let (alice, _, channel, _) = try await ChatTests.room(client)
+                let topic = "channel:\(channel)"
+                let reader = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
+                #expect(try await reader.reply(to: reader.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                let stalled = try StalledWebSocket(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
+                try stalled.sendText(#"["1","1","\#(topic)","phx_join",{}]"#)
+                func gauge(_ name: String) async throws -> Int {
+                    let text = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
+                    let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                    return line.flatMap { Int(Double($0.split(separator: " ")[1]) ?? -1) } ?? -1
+                }
+                #expect(await TestServices.eventually { (try? await gauge("parley_ws_connections")) == 2 })
+                let body = JSONValue.string(String(repeating: "x", count: 3900))
+                // The kernel takes up to a few MB for a socket that does not read before the
+                // node sees anything waiting: send well beyond that.
+                for _ in 1...1500 {
+                    _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": body])
+                }
+                #expect(await TestServices.eventually { (try? await gauge("parley_ws_connections")) == 1 }, "the stalled socket is closed")
+                #expect(try await gauge("parley_broadcast_dropped_total") >= 1)
+                var seqs: [Int64] = []
+                while seqs.count < 1500 { seqs.append(try await reader.event("message_created", on: topic)["seq"]?.intValue ?? -1) }
+                #expect(seqs == Array(1...1500))
+                stalled.close()
+                reader.close()
+            }
+        }
+    }
+}
+
+/// A WebSocket client on a plain socket with a tiny receive buffer that, after its upgrade,
+/// sends what it is told and reads nothing.
+final class StalledWebSocket: @unchecked Sendable {
+    private let fd: Int32
+
+    struct Failure: Error { let step: String }
+
+    init(port: Int, path: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var size: Int32 = 2048
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(step: "connect") }
+        try send(Array(("GET \(path) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8))
+        var response: [UInt8] = []
+        var byte: UInt8 = 0
+        while !response.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
+            guard recv(fd, &byte, 1, 0) == 1 else { throw Failure(step: "upgrade response") }
+            response.append(byte)
+        }
+        guard String(decoding: response, as: UTF8.self).hasPrefix("HTTP/1.1 101") else { throw Failure(step: "upgrade refused") }
+    }
+
+    /// One masked text frame (an all-zero mask: the payload goes as it is).
+    func sendText(_ text: String) throws {
+        let payload = Array(text.utf8)
+        precondition(payload.count < 126)
+        try send([0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload)
+    }
+
+    private func send(_ bytes: [UInt8]) throws {
+        guard bytes.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
+            throw Failure(step: "send")
+        }
+    }
+
+    func close() { Glibc.close(fd) }
 }

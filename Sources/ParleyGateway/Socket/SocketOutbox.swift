@@ -1,3 +1,4 @@
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
@@ -8,8 +9,8 @@ import Synchronization
 /// A socket's bounded outbound path. Frames go straight to the socket's NIO channel through
 /// its event loop's `WriteCoalescer` (no task per socket to wake); a frame is in flight until
 /// the channel has written it to the socket. When the client reads too slowly and more than
-/// `capacity` frames are in flight, delivery fails and the outbox closes, which disconnects
-/// the socket (1008) — memory never grows without bound.
+/// `capacity` frames are in flight, delivery fails and the socket is closed with 1008 —
+/// memory never grows without bound.
 final class SocketOutbox: FrameSubscriber {
     let codec: PhoenixCodec
     let channel: any Channel
@@ -18,24 +19,26 @@ final class SocketOutbox: FrameSubscriber {
     /// Frames handed to the channel and not yet written to the socket.
     private let inFlight = Atomic<Int>(0)
     private let state = Mutex<(closed: Bool, overflowed: Bool)>((false, false))
-    /// Finishes when the outbox closes (the socket's handler then ends the connection).
-    let closing: AsyncStream<Void>
-    private let closingContinuation: AsyncStream<Void>.Continuation
+    /// When the client last sent a frame (monotonic nanoseconds), for the `SocketSweeper`.
+    private let received = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
     init(codec: PhoenixCodec, channel: any Channel, capacity: Int) {
         self.codec = codec
         self.channel = channel
         self.capacity = capacity
         coalescer = WriteCoalescer.of(channel.eventLoop)
-        (closing, closingContinuation) = AsyncStream.makeStream()
     }
+
+    /// The client sent a frame.
+    func touch() { received.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+    var lastReceived: UInt64 { received.load(ordering: .relaxed) }
 
     func deliver(_ message: ParleyCore.WebSocketMessage) -> Bool {
         guard !state.withLock({ $0.closed }) else { return false }
         guard inFlight.add(1, ordering: .relaxed).newValue <= capacity else {
             inFlight.subtract(1, ordering: .relaxed)
             state.withLock { $0.overflowed = true }
-            close()
+            disconnect(code: .policyViolation, reason: "client too slow")
             return false
         }
         coalescer.enqueue(message, to: self)
@@ -60,9 +63,23 @@ final class SocketOutbox: FrameSubscriber {
 
     var didOverflow: Bool { state.withLock { $0.overflowed } }
 
-    func close() {
-        state.withLock { $0.closed = true }
-        closingContinuation.finish()
+    /// The socket closed: deliveries stop.
+    func close() { state.withLock { $0.closed = true } }
+
+    /// Closes the connection from our side with a WebSocket close frame (or without, a
+    /// second later, when the frame cannot get out).
+    func disconnect(code: WebSocketErrorCode, reason: String) {
+        close()
+        let channel = channel
+        channel.eventLoop.execute {
+            var data = channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+            data.write(webSocketErrorCode: code)
+            data.writeString(reason)
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+                .whenComplete { _ in channel.close(promise: nil) }
+            // A client that does not read never lets the close frame out: close anyway.
+            channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        }
     }
 }
 

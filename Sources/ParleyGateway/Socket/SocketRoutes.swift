@@ -20,41 +20,27 @@ struct SocketRoutes: Sendable {
                 }
             }
             return .upgrade([:])
-        }, onUpgrade: { inbound, outbound, context in
+        }, onUpgrade: { inbound, _, context in
             let codec = PhoenixCodec(vsn: context.request.uri.queryParameters["vsn"].map(String.init)) ?? .v2
             let user: String? = if let token = Self.token(context.request) { try? await node.tokens.verify(token) } else { nil }
             let session = SocketSession(node: node, codec: codec, user: user, channel: context.requestContext.channel)
             node.metrics.connections.increment()
             defer { node.metrics.connections.decrement() }
             let outbox = session.outbox
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await _ in outbox.closing {}
-                    if outbox.didOverflow {
-                        try await outbound.close(.policyViolation, reason: "client too slow")
+            node.sockets.add(outbox)
+            defer { node.sockets.remove(outbox) }
+            // The handler's own task reads; frames out go straight to the channel (SocketOutbox);
+            // the node's SocketSweeper closes silent sockets. No other task per connection.
+            do {
+                for try await message in inbound.messages(maxSize: Self.maximumFrameBytes) {
+                    outbox.touch()
+                    switch message {
+                    case .text(let text): await session.receive(text: Array(text.utf8))
+                    case .binary(let buffer): await session.receive(binary: Array(buffer.readableBytesView))
                     }
                 }
-                group.addTask {
-                    for try await message in inbound.messages(maxSize: Self.maximumFrameBytes) {
-                        switch message {
-                        case .text(let text): await session.receive(text: Array(text.utf8))
-                        case .binary(let buffer): await session.receive(binary: Array(buffer.readableBytesView))
-                        }
-                    }
-                    await session.close()
-                }
-                group.addTask {
-                    // A client that vanished without closing (a laptop lid, a dropped network)
-                    // would otherwise stay present forever.
-                    let timeout = node.configuration.socketTimeout
-                    while ContinuousClock.now - (await session.lastReceived) < timeout {
-                        try await Task.sleep(for: min(timeout / 4, .seconds(5)))
-                    }
-                    node.metrics.socketTimeouts.increment()
-                    try await outbound.close(.goingAway, reason: "timeout")
-                }
-                try await group.next()
-                group.cancelAll()
+            } catch {
+                context.logger.debug("socket ended", metadata: ["error": "\(error)"])
             }
             await session.close()
         })

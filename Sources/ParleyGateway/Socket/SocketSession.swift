@@ -20,18 +20,15 @@ actor SocketSession {
     private var threads: Set<String> = []
     private var bucket: TokenBucket
     private let clock = SystemClock()
-    /// When the client last sent a frame (the socket timeout counts from here).
-    private(set) var lastReceived = ContinuousClock.now
 
-    init(node: Node, codec: PhoenixCodec, user: String?, channel: any Channel, outboxCapacity: Int = 512) {
+    init(node: Node, codec: PhoenixCodec, user: String?, channel: any Channel) {
         self.node = node
         self.socketUser = user
-        outbox = SocketOutbox(codec: codec, channel: channel, capacity: outboxCapacity)
+        outbox = SocketOutbox(codec: codec, channel: channel, capacity: node.configuration.outboxCapacity)
         bucket = TokenBucket(capacity: 30, refillPerSecond: 10, now: SystemClock().now())
     }
 
     func receive(text: [UInt8]) async {
-        lastReceived = .now
         node.metrics.framesIn.increment()
         do {
             await handle(try outbox.codec.decode(textBytes: text))
@@ -43,7 +40,6 @@ actor SocketSession {
     }
 
     func receive(binary: [UInt8]) async {
-        lastReceived = .now
         do {
             let frame = try outbox.codec.decode(binary: binary)
             reply(to: frame, error: ProtocolError.invalidField(field: "payload", reason: "binary payloads are not accepted on \(frame.topic)"))
