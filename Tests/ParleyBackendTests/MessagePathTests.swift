@@ -24,7 +24,7 @@ struct MessagePathTests {
     }
 
     @Test func acknowledgedMessagesSurvivePostgresGoingAwayAndAGracefulStop() async throws {
-        let database = try PrivatePostgres()
+        let database = try await PrivatePostgres()
         let postgres = PostgresClient(try PostgresConfiguration(url: database.url, poolSize: 2))
         let (channel, user) = try await TestServices.seedChannel(postgres)
         let redis = try TestServices.redis()
@@ -45,7 +45,7 @@ struct MessagePathTests {
         for n in 1...20 { _ = try await server.post(userID: user, body: "before \(n)", clientMessageID: "b-\(n)") }
         #expect(await TestServices.eventually { await Self.storedCount(postgres, channel) == 20 })
 
-        try database.stop()
+        try await database.stop()
         for n in 1...30 {
             let message = try await server.post(userID: user, body: "during \(n)", clientMessageID: "d-\(n)")
             #expect(message.seq == Int64(20 + n), "acknowledged with its seq while PostgreSQL is down")
@@ -55,7 +55,7 @@ struct MessagePathTests {
         #expect(await TestServices.eventually { await buffer.stats().errors > 0 }, "the buffer tried and failed")
         #expect(try await log.lastSeq(channel: channel) == 50, "the log holds what PostgreSQL could not take")
 
-        try database.start()
+        try await database.start()
         #expect(await TestServices.eventually(within: .seconds(20)) { await Self.storedCount(postgres, channel) == 50 })
         #expect(await TestServices.eventually { (try? await log.entries(channel: channel, after: 0, limit: 100))?.isEmpty == true },
                 "persisted entries are trimmed from the log")

@@ -6,7 +6,7 @@ import Testing
 @Suite("PostgreSQL client across a server restart")
 struct PostgresRestartTests {
     @Test func poolRecoversAfterPostgresRestarts() async throws {
-        let database = try PrivatePostgres()
+        let database = try await PrivatePostgres()
         let postgres = PostgresClient(try PostgresConfiguration(url: database.url, poolSize: 3))
         try await postgres.query("CREATE TABLE visits (n int)")
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -14,14 +14,14 @@ struct PostgresRestartTests {
             try await group.waitForAll()
         }
 
-        try database.stop()
+        try await database.stop()
         do {
             try await postgres.ping()
             Issue.record("the server is stopped")
         } catch let error as PostgresError {
             #expect(error.isConnectionError, "a stopped server is a connection error, got \(error)")
         }
-        try database.start()
+        try await database.start()
         #expect(await TestServices.eventually { (try? await postgres.ping()) != nil })
         let count = try await postgres.query("SELECT count(*) FROM visits")[0].decode(Int.self, at: 0)
         #expect(count == 3)

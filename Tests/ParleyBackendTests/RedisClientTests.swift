@@ -107,7 +107,7 @@ struct RedisClientTests {
     }
 
     @Test func wrongPasswordAndBadURLAreNamed() async throws {
-        let server = try PrivateRedis(password: "right-password")
+        let server = try await PrivateRedis(password: "right-password")
         let wrong = try TestServices.redis(url: "redis://:wrong-password@127.0.0.1:\(server.port)")
         do {
             try await wrong.ping()
@@ -127,12 +127,12 @@ struct RedisClientTests {
     }
 
     @Test func clientReconnectsByItselfAfterRedisRestarts() async throws {
-        let server = try PrivateRedis()
+        let server = try await PrivateRedis()
         let redis = try TestServices.redis(url: server.url)
         try await redis.execute("SET", "k", "before")
         server.kill()
         await #expect(throws: RedisError.self) { try await redis.execute("GET", "k") }
-        try server.start()
+        try await server.start()
         let recovered = await TestServices.eventually { (try? await redis.ping()) != nil }
         #expect(recovered)
         #expect(try await redis.execute("SET", "k", "after") == .status("OK"))

@@ -56,7 +56,7 @@ struct RedisSubscriberTests {
     }
 
     @Test func subscriberResubscribesAfterRedisRestart() async throws {
-        let server = try PrivateRedis()
+        let server = try await PrivateRedis()
         let configuration = try RedisConfiguration(url: server.url)
         let subscriber = RedisSubscriber(configuration, pingInterval: .milliseconds(200))
         let log = EventLog(subscriber)
@@ -68,7 +68,7 @@ struct RedisSubscriberTests {
         server.kill()
         #expect(await TestServices.eventually { await log.sawDisconnect() })
         await #expect(throws: RedisError.self) { try await subscriber.subscribe(["room:3"]) }
-        try server.start()
+        try await server.start()
         #expect(await TestServices.eventually { await log.contains(.reconnected) })
         #expect(await TestServices.eventually { (try? await redis.ping()) != nil })
         // room:3 was asked for while Redis was down: it is subscribed too.

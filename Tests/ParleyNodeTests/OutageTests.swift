@@ -10,7 +10,7 @@ struct OutageTests {
     /// PostgreSQL stops mid-run: chat goes on over the sockets (acknowledged = in the Redis
     /// log), and once PostgreSQL is back every message is in it, once, in `seq` order.
     @Test func messagesAreAcknowledgedAndDeliveredWhilePostgresIsDown() async throws {
-        let postgres = try PrivatePostgres()
+        let postgres = try await PrivatePostgres()
         try await withTimeout(.seconds(120)) {
             try await NodeHarness.withNode(databaseURL: postgres.url) { client, node in
                 let (alice, bob, channel, workspace) = try await ChatTests.room(client)
@@ -37,12 +37,12 @@ struct OutageTests {
                 for n in 1...5 { try await send(n) }
                 #expect(await TestServices.eventually { await node.buffer.stats().rows == 5 })
 
-                try postgres.stop()
+                try await postgres.stop()
                 for n in 6...25 { try await send(n) }
                 #expect(await TestServices.eventually { await node.buffer.stats().retries > 0 })
                 #expect(await node.buffer.stats().pending == 20)
 
-                try postgres.start()
+                try await postgres.start()
                 #expect(await TestServices.eventually(within: .seconds(30)) { await node.buffer.stats().pending == 0 })
                 let seqs = try await node.backends.postgres.query(
                     "SELECT seq FROM messages WHERE channel_id = $1::uuid ORDER BY seq", channel)

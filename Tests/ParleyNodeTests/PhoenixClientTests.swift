@@ -20,7 +20,7 @@ struct PhoenixClientTests {
                 let port = client.port!
                 // Throws with the script's output when it exits non-zero.
                 let output = try await Task.detached {
-                    try TestServices.run(python, [Self.root.appendingPathComponent("Tests/clients/phxsocket_chat.py").path, String(port)])
+                    try await TestServices.run(python, [Self.root.appendingPathComponent("Tests/clients/phxsocket_chat.py").path, String(port)])
                 }.value
                 #expect(output.contains("phxsocket: ok"), "phxsocket script: \(output)")
             }

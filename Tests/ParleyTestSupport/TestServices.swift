@@ -46,13 +46,23 @@ public enum TestServices {
         }
     }
 
-    /// Runs a command to completion; throws with its output when it fails.
+    /// Runs a command to completion on a thread of its own (never blocking the cooperative
+    /// pool, which the node under test needs: a blocked pool freezes every test of the
+    /// process); throws with its output when it fails.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try runBlocking(executable, arguments, environment: environment) }) }.start()
+        }
+    }
+
+    /// `run`, blocking the caller's thread (for `deinit`s).
     ///
     /// posix_spawn and waitpid rather than Foundation's `Process`, whose `waitUntilExit` can
     /// miss the exit of a child whose own children (a server it started) live on. Output goes
     /// to a file, not a pipe, for the same reason, and the child inherits no other descriptor.
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+    public static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID()).out").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -115,15 +125,15 @@ public final class PrivateRedis: @unchecked Sendable {
     public let password: String?
     private var process: Process?
 
-    public init(password: String? = nil) throws {
+    public init(password: String? = nil) async throws {
         self.port = Int.random(in: 20_000..<40_000)
         self.password = password
-        try start()
+        try await start()
     }
 
     public var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)" }
 
-    public func start() throws {
+    public func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -135,8 +145,8 @@ public final class PrivateRedis: @unchecked Sendable {
         self.process = process
         let probe = ["-p", "\(port)"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["ping"]
         for _ in 0..<100 {
-            if (try? TestServices.run("/usr/bin/env", ["redis-cli"] + probe))?.contains("PONG") == true { return }
-            Thread.sleep(forTimeInterval: 0.05)
+            if (try? await TestServices.run("/usr/bin/env", ["redis-cli"] + probe))?.contains("PONG") == true { return }
+            try await Task.sleep(for: .milliseconds(50))
         }
         throw TestServices.ProcessFailure(command: "redis-server on \(port)", output: "did not start")
     }
@@ -160,20 +170,20 @@ public final class PrivatePostgres: Sendable {
     private let folder: String
     private static let services = TestServices.repositoryRoot.appendingPathComponent("cluster/services").path
 
-    public init() throws {
+    public init() async throws {
         port = Int.random(in: 40_000..<50_000)
         folder = TestServices.repositoryRoot.appendingPathComponent("var/test-postgres-\(port)").path
         environment = ["PARLEY_SERVICES_DIR": folder, "PARLEY_SERVICES_PG_PORT": "\(port)"]
-        try start()
+        try await start()
     }
 
     public var url: String { "postgres://parley@127.0.0.1:\(port)/parley" }
 
-    public func start() throws { try TestServices.run(Self.services, ["start", "postgres"], environment: environment) }
-    public func stop() throws { try TestServices.run(Self.services, ["stop", "postgres"], environment: environment) }
+    public func start() async throws { try await TestServices.run(Self.services, ["start", "postgres"], environment: environment) }
+    public func stop() async throws { try await TestServices.run(Self.services, ["stop", "postgres"], environment: environment) }
 
     deinit {
-        _ = try? stop()
+        _ = try? TestServices.runBlocking(Self.services, ["stop", "postgres"], environment: environment)
         try? FileManager.default.removeItem(atPath: folder)
     }
 }
