@@ -15,7 +15,11 @@ public func buildApplication(node: Node) -> some ApplicationProtocol {
     MetricsRoutes(node: node).register(on: router)
     APIRoutes(node: node).register(on: router)
     SocketRoutes(node: node).register(on: router)
-    return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router),
+    // No server pings: Phoenix clients heartbeat, and the node's SocketSweeper closes a silent
+    // socket. A ping loop would be one more task per connection.
+    var webSocket = WebSocketServerConfiguration()
+    webSocket.autoPing = .disabled
+    return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
                        configuration: .init(address: .hostname(node.configuration.httpHost, port: node.configuration.httpPort),
                                             serverName: "parley"),
                        services: node.services, logger: node.logger)
