@@ -21,12 +21,23 @@ final class SocketOutbox: FrameSubscriber {
     private let state = Mutex<(closed: Bool, overflowed: Bool)>((false, false))
     /// When the client last sent a frame (monotonic nanoseconds), for the `SocketSweeper`.
     private let received = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    /// The channel's WebSocket frame encoder, found on first use (on the channel's loop).
+    private let encoder: NIOLoopBoundBox<ChannelHandlerContext?>
 
     init(codec: PhoenixCodec, channel: any Channel, capacity: Int) {
         self.codec = codec
         self.channel = channel
         self.capacity = capacity
         coalescer = WriteCoalescer.of(channel.eventLoop)
+        encoder = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+    }
+
+    /// Where pre-encoded frames enter the pipeline: just past the frame encoder (on the loop).
+    var encoderContext: ChannelHandlerContext? {
+        if let context = encoder.value { return context }
+        let context = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        encoder.value = context
+        return context
     }
 
     /// The client sent a frame.
@@ -120,30 +131,63 @@ final class WriteCoalescer: Sendable {
             return pending.frames
         }
         var order: [ObjectIdentifier] = []
-        var perSocket: [ObjectIdentifier: (outbox: SocketOutbox, frames: [WebSocketFrame])] = [:]
-        var last: (message: ParleyCore.WebSocketMessage, frame: WebSocketFrame)?
+        var perSocket: [ObjectIdentifier: (outbox: SocketOutbox, frames: [Encoded])] = [:]
+        var last: (message: ParleyCore.WebSocketMessage, encoded: Encoded)?
         for (message, outbox) in frames {
-            // A publish hands every socket the same encoded message: one buffer for all.
-            let frame = last.flatMap { $0.message == message ? $0.frame : nil } ?? Self.frame(message)
-            last = (message, frame)
+            // A publish hands every socket the same message: encoded once for all of them.
+            let encoded = last.flatMap { $0.message == message ? $0.encoded : nil } ?? Encoded(message)
+            last = (message, encoded)
             let key = ObjectIdentifier(outbox)
             if perSocket[key] == nil {
                 order.append(key)
                 perSocket[key] = (outbox, [])
             }
-            perSocket[key]?.frames.append(frame)
+            perSocket[key]?.frames.append(encoded)
         }
         for key in order {
             guard let (outbox, frames) = perSocket[key], let final = frames.last else { continue }
-            for frame in frames.dropLast() { outbox.channel.write(frame, promise: nil) }
             // Writes complete in order: when the last is out, all are.
             let written = eventLoop.makePromise(of: Void.self)
             written.futureResult.whenComplete { _ in outbox.written(frames.count) }
-            outbox.channel.writeAndFlush(final, promise: written)
+            if let encoder = outbox.encoderContext {
+                // The frame's bytes, shared by every socket, go in past the encoder.
+                for frame in frames.dropLast() { encoder.write(NIOAny(frame.bytes), promise: nil) }
+                encoder.writeAndFlush(NIOAny(final.bytes), promise: written)
+            } else {
+                for frame in frames.dropLast() { outbox.channel.write(frame.frame, promise: nil) }
+                outbox.channel.writeAndFlush(final.frame, promise: written)
+            }
         }
     }
 
-    private static func frame(_ message: ParleyCore.WebSocketMessage) -> WebSocketFrame {
+    /// A message as a frame and as the frame's bytes on the wire (a server's frames are not
+    /// masked: header, then payload).
+    private struct Encoded {
+        let frame: WebSocketFrame
+        let bytes: ByteBuffer
+
+        init(_ message: ParleyCore.WebSocketMessage) {
+            frame = WriteCoalescer.frame(message)
+            let length = frame.data.readableBytes
+            var bytes = ByteBuffer()
+            bytes.reserveCapacity(length + 10)
+            bytes.writeInteger(UInt8(frame.opcode == .text ? 0x81 : 0x82))  // FIN and the opcode
+            switch length {
+            case ..<126: bytes.writeInteger(UInt8(length))
+            case ..<65536:
+                bytes.writeInteger(UInt8(126))
+                bytes.writeInteger(UInt16(length))
+            default:
+                bytes.writeInteger(UInt8(127))
+                bytes.writeInteger(UInt64(length))
+            }
+            var payload = frame.data
+            bytes.writeBuffer(&payload)
+            self.bytes = bytes
+        }
+    }
+
+    fileprivate static func frame(_ message: ParleyCore.WebSocketMessage) -> WebSocketFrame {
         switch message {
         case .text(let text): WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))
         case .binary(let bytes): WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
