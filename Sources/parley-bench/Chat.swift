@@ -63,6 +63,7 @@ enum Chat {
             return true
         }
         let sendSeconds = Double(nowNanos() - start) / 1e9
+        sampler.cancel()
         await waitFor(acked * load.sendersPerChannel) { deliveries.count }
         // The buffer catches up: its lag once sending stops.
         let drainStart = nowNanos()
@@ -72,7 +73,6 @@ enum Chat {
             if pending > 0 { try? await Task.sleep(for: .milliseconds(100)) }
         }
         let drainSeconds = Double(nowNanos() - drainStart) / 1e9
-        sampler.cancel()
         let metricsAfter = try await api.metrics()
         let commandsAfter = try await commandStats(redis)
         for (client, _) in sockets { client.close() }

@@ -69,6 +69,8 @@ struct NodeOptions: ParsableArguments {
     var socketTimeoutMs: Int?
     @Option(help: "A member idle this long on all sockets is away, ms. Env PARLEY_AWAY_AFTER_MS; default 300000.")
     var awayAfterMs: Int?
+    @Option(help: "Frames that may wait for one socket before a client too slow to read is closed (1008). Env PARLEY_OUTBOX_CAPACITY; default 512.")
+    var outboxCapacity: Int?
 
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
@@ -82,6 +84,8 @@ struct NodeOptions: ParsableArguments {
         configuration.leaseTTL = .milliseconds(try setting(leaseTtlMs, "PARLEY_LEASE_TTL_MS", 10000))
         configuration.socketTimeout = .milliseconds(try setting(socketTimeoutMs, "PARLEY_SOCKET_TIMEOUT_MS", 60000))
         configuration.awayAfter = .milliseconds(try setting(awayAfterMs, "PARLEY_AWAY_AFTER_MS", 300_000))
+        configuration.outboxCapacity = try setting(outboxCapacity, "PARLEY_OUTBOX_CAPACITY", configuration.outboxCapacity)
+        guard configuration.outboxCapacity >= 8 else { throw ValidationError("the outbox capacity must be at least 8 frames") }
         guard configuration.socketTimeout >= .seconds(1), configuration.awayAfter >= .seconds(1) else {
             throw ValidationError("the socket timeout and the away delay must be at least 1000 ms")
         }
