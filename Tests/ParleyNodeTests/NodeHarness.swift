@@ -74,6 +74,12 @@ extension TestClientProtocol {
         }
     }
 
+    /// Adds `member` to `owner`'s workspace by their email, as a client would.
+    func addMember(_ member: TestUser, to workspace: String, by owner: TestUser) async throws {
+        let email = try await json(.get, "/api/me", token: member.token).1["user"]?["email"] ?? .null
+        _ = try await json(.post, "/api/workspaces/\(workspace)/members", token: owner.token, body: ["email": email])
+    }
+
     func signUp(_ name: String) async throws -> TestUser {
         let (status, answer) = try await json(.post, "/api/signup", body: [
             "email": .string("\(name)-\(UUID().uuidString.prefix(6))@example.com"), "display_name": .string(name),

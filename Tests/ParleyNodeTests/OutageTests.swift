@@ -15,9 +15,7 @@ struct OutageTests {
             try await NodeHarness.withNode(databaseURL: postgres.url) { client, node in
                 let (alice, bob, channel, workspace) = try await ChatTests.room(client)
                 let topic = "channel:\(channel)"
-                let (_, me) = try await client.json(.get, "/api/me", token: bob.token)
-                _ = try await client.json(.post, "/api/workspaces/\(workspace)/members", token: alice.token,
-                                          body: ["email": me["user"]?["email"] ?? .null])
+                try await client.addMember(bob, to: workspace, by: alice)
                 _ = try await client.json(.post, "/api/channels/\(channel)/join", token: bob.token)
                 let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
                 let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")

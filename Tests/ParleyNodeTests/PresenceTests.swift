@@ -9,9 +9,7 @@ struct WorkspacePresenceTests {
         try await withTimeout(.seconds(60)) {
             try await NodeHarness.withNode { client, _ in
                 let (alice, bob, _, workspace) = try await ChatTests.room(client)
-                let me = try await client.json(.get, "/api/me", token: bob.token).1
-                _ = try await client.json(.post, "/api/workspaces/\(workspace)/members", token: alice.token,
-                                          body: ["email": me["user"]?["email"] ?? .null])
+                try await client.addMember(bob, to: workspace, by: alice)
                 let topic = "workspace:\(workspace)"
                 let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
                 #expect(try await aliceSocket.reply(to: aliceSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
@@ -53,9 +51,7 @@ struct WorkspacePresenceTests {
         try await withTimeout(.seconds(60)) {
             try await NodeHarness.withNode(configure: { $0.socketTimeout = .seconds(1) }) { client, _ in
                 let (alice, bob, _, workspace) = try await ChatTests.room(client)
-                let me = try await client.json(.get, "/api/me", token: bob.token).1
-                _ = try await client.json(.post, "/api/workspaces/\(workspace)/members", token: alice.token,
-                                          body: ["email": me["user"]?["email"] ?? .null])
+                try await client.addMember(bob, to: workspace, by: alice)
                 let topic = "workspace:\(workspace)"
                 let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
                 #expect(try await aliceSocket.reply(to: aliceSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
