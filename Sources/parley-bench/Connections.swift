@@ -17,6 +17,8 @@ enum Connections {
         let clients = try await inBatches(count, concurrency: 200) { n in
             let openedAt = nowNanos()
             let client = PhoenixBenchClient(baseURL: wsURL, token: users[n % users.count].token) { _ in }
+            await client.waitOpen()
+            if let error = client.error { throw BenchAPI.Failure(description: "connection \(n): \(error)") }
             for channel in channels {
                 let joined = await client.join("channel:\(channel)")
                 guard joined.status == "ok" else {

@@ -123,8 +123,8 @@ struct ConnectionsCommand: AsyncParsableCommand {
     @Option(help: "The node's process id (for its RSS); default from var/parley/node-1.pid.") var nodePid: Int32?
 
     func validate() throws {
-        guard (1...19_000).contains(count), (1...20).contains(channels) else {
-            throw ValidationError("count 1…19000 (this machine's descriptor limit is 20000 per process), channels 1…20")
+        guard (1...19_000).contains(count), (0...20).contains(channels) else {
+            throw ValidationError("count 1…19000 (this machine's descriptor limit is 20000 per process), channels 0…20")
         }
     }
 
