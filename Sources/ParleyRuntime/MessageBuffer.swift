@@ -29,6 +29,8 @@ public actor MessageBuffer: MessageSink, Service {
     private var batcher: WriteBatcher<MessageView>
     private var backoff: BackoffState
     private var counters = Stats()
+    /// Messages of the batch being written.
+    private var writing = 0
     /// Arrival times of pending messages, oldest first (for the lag).
     private var oldestPending: Deque<Moment> = []
     private let pollInterval: Duration
@@ -58,7 +60,7 @@ public actor MessageBuffer: MessageSink, Service {
 
     public func stats() -> Stats {
         var stats = counters
-        stats.pending = batcher.count
+        stats.pending = batcher.count + writing
         stats.lagMilliseconds = oldestPending.first.map { (clock.now() - $0).milliseconds } ?? 0
         return stats
     }
@@ -98,6 +100,9 @@ public actor MessageBuffer: MessageSink, Service {
 
     /// Writes one batch; on failure requeues it in front and backs off. Returns success.
     private func write(_ batch: [MessageView]) async -> Bool {
+        // Still pending until the store has them (stats must not say 0 mid-write).
+        writing = batch.count
+        defer { writing = 0 }
         do {
             _ = try await store.insert(batch)
             counters.batches += 1

@@ -18,7 +18,7 @@ final class SocketOutbox: FrameSubscriber {
     private let coalescer: WriteCoalescer
     /// Frames handed to the channel and not yet written to the socket.
     private let inFlight = Atomic<Int>(0)
-    private let state = Mutex<(closed: Bool, overflowed: Bool)>((false, false))
+    private let closed = Atomic<Bool>(false)
     /// When the client last sent a frame (monotonic nanoseconds), for the `SocketSweeper`.
     private let received = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
     /// The channel's WebSocket frame encoder, found on first use (on the channel's loop).
@@ -45,10 +45,9 @@ final class SocketOutbox: FrameSubscriber {
     var lastReceived: UInt64 { received.load(ordering: .relaxed) }
 
     func deliver(_ message: ParleyCore.WebSocketMessage) -> Bool {
-        guard !state.withLock({ $0.closed }) else { return false }
+        guard !closed.load(ordering: .relaxed) else { return false }
         guard inFlight.add(1, ordering: .relaxed).newValue <= capacity else {
             inFlight.subtract(1, ordering: .relaxed)
-            state.withLock { $0.overflowed = true }
             disconnect(code: .policyViolation, reason: "client too slow")
             return false
         }
@@ -62,7 +61,7 @@ final class SocketOutbox: FrameSubscriber {
     /// Waits while more than half the capacity is in flight (a catch-up must not overflow).
     func deliverWhenReady(_ message: ParleyCore.WebSocketMessage) async -> Bool {
         while inFlight.load(ordering: .relaxed) > capacity / 2 {
-            if state.withLock({ $0.closed }) || Task.isCancelled { return false }
+            if closed.load(ordering: .relaxed) || Task.isCancelled { return false }
             try? await Task.sleep(for: .milliseconds(2))
         }
         return deliver(message)
@@ -72,10 +71,8 @@ final class SocketOutbox: FrameSubscriber {
     @discardableResult
     func send(_ frame: PhoenixFrame) -> Bool { deliver(codec.encode(frame)) }
 
-    var didOverflow: Bool { state.withLock { $0.overflowed } }
-
     /// The socket closed: deliveries stop.
-    func close() { state.withLock { $0.closed = true } }
+    func close() { closed.store(true, ordering: .relaxed) }
 
     /// Closes the connection from our side with a WebSocket close frame (or without, a
     /// second later, when the frame cannot get out).
