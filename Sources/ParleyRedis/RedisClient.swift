@@ -1,6 +1,8 @@
+import DequeModule
 import Logging
 import NIOPosix
 import ParleyCore
+import Synchronization
 
 /// An async Redis client over a small bounded pool of blocking hiredis connections.
 ///
@@ -8,10 +10,18 @@ import ParleyCore
 /// connection, so Swift's cooperative pool never waits on a socket. When Redis goes away,
 /// calls fail fast with `RedisError.unavailable` and the pool reconnects with backoff
 /// (see `ConnectionPool`).
+///
+/// Single commands from concurrent callers are pipelined automatically: while every pooled
+/// connection is busy, new commands queue, and the next free connection sends all of them in
+/// one write (one thread hop and one round trip for many callers). An idle client sends a
+/// command at once.
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let threadPool: NIOThreadPool
     private let pool: ConnectionPool<RedisConnection>
+    private let queue = Mutex<(waiting: Deque<(RedisCommand, CheckedContinuation<RedisValue, any Error>)>, senders: Int)>(([], 0))
+    /// The most commands one automatic pipeline carries.
+    private static let largestPipeline = 256
 
     public init(_ configuration: RedisConfiguration, clock: any ParleyClock = SystemClock(),
                 logger: Logger = Logger(label: "parley.redis")) {
@@ -32,12 +42,43 @@ public final class RedisClient: Sendable {
             onEvent: ConnectionPoolEvent.logger(logger, service: "redis", endpoint: endpoint))
     }
 
-    /// Runs one command; an error reply is thrown as `RedisError.reply`.
+    /// Runs one command (pipelined with other callers' when the pool is busy); an error
+    /// reply is thrown as `RedisError.reply`.
     @discardableResult
     public func execute(_ command: RedisCommand) async throws -> RedisValue {
-        let reply = try await pipeline([command])[0]
+        let reply = try await withCheckedThrowingContinuation { continuation in
+            let startSender = queue.withLock { queue in
+                queue.waiting.append((command, continuation))
+                guard queue.senders < pool.size else { return false }
+                queue.senders += 1
+                return true
+            }
+            if startSender { Task { await self.sendQueued() } }
+        }
         if case .error(let message) = reply { throw RedisError.reply(message) }
         return reply
+    }
+
+    /// Sends queued commands, as many as one pipeline takes, until none are left.
+    private func sendQueued() async {
+        while true {
+            let batch = queue.withLock { queue -> [(RedisCommand, CheckedContinuation<RedisValue, any Error>)] in
+                guard !queue.waiting.isEmpty else {
+                    queue.senders -= 1
+                    return []
+                }
+                let count = min(queue.waiting.count, Self.largestPipeline)
+                defer { queue.waiting.removeFirst(count) }
+                return Array(queue.waiting.prefix(count))
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                let replies = try await pipeline(batch.map(\.0))
+                for ((_, continuation), reply) in zip(batch, replies) { continuation.resume(returning: reply) }
+            } catch {
+                for (_, continuation) in batch { continuation.resume(throwing: error) }
+            }
+        }
     }
 
     @discardableResult

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import ParleyRedis
 import ParleyTestSupport
 import Testing
@@ -86,8 +87,29 @@ struct RedisClientTests {
         await redis.shutdown()
     }
 
+    /// Concurrent callers share pipelines (the pool has 2 connections): every caller gets
+    /// its own reply, and nothing is lost or run twice.
+    @Test func concurrentCommandsArePipelinedAndEachGetsItsOwnReply() async throws {
+        let redis = try TestServices.redis(poolSize: 2)
+        let key = TestServices.uniquePrefix("counter")
+        let echoes = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for n in 0..<500 {
+                group.addTask { (n, try await redis.execute("ECHO", "reply-\(n)").string) }
+                group.addTask { _ = try await redis.execute("INCR", key); return (-1, nil) }
+            }
+            return try await group.reduce(into: [Int: String?]()) { if $1.0 >= 0 { $0[$1.0] = $1.1 } }
+        }
+        #expect(echoes.count == 500 && echoes.allSatisfy { $0.value == "reply-\($0.key)" })
+        #expect(try await redis.execute("GET", key).string == "500")
+        try await redis.execute("DEL", key)
+        await redis.shutdown()
+    }
+
     @Test func refusedConnectionFailsFastWithOneLineError() async throws {
-        let redis = try TestServices.redis(url: "redis://127.0.0.1:1")
+        // A backoff long enough that the second call surely falls inside it, however busy the machine.
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:1", poolSize: 2)
+        configuration.reconnectBackoff = Backoff(initial: .seconds(30), maximum: .seconds(30))
+        let redis = RedisClient(configuration)
         do {
             try await redis.ping()
             Issue.record("nothing listens on port 1")
