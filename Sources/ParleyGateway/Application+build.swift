@@ -27,14 +27,27 @@ public func buildApplication(node: Node) -> some ApplicationProtocol {
 
 /// Hummingbird's WebSocket request context plus the connection's NIO channel, which a
 /// socket's outbox writes its frames to directly.
+///
+/// The channel is held weakly: hummingbird-websocket (2.8.1) keeps a WebSocket route's
+/// request context alive in a reference cycle (the context's `webSocket` box holds the
+/// context), and a strong channel there kept every closed connection's NIO channel, pipeline
+/// and buffers alive — about 5 KiB per connection, found with heaptrack.
 public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
-    public let channel: any Channel
+    private let connection: WeakChannel
+
+    /// The connection's channel, while it is open.
+    public var channel: (any Channel)? { connection.channel }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
-        channel = source.channel
+        connection = WeakChannel(source.channel)
+    }
+
+    private final class WeakChannel: Sendable {
+        weak let channel: (any Channel)?
+        init(_ channel: any Channel) { self.channel = channel }
     }
 }

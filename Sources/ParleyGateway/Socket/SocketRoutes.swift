@@ -23,7 +23,8 @@ struct SocketRoutes: Sendable {
         }, onUpgrade: { inbound, _, context in
             let codec = PhoenixCodec(vsn: context.request.uri.queryParameters["vsn"].map(String.init)) ?? .v2
             let user: String? = if let token = Self.token(context.request) { try? await node.tokens.verify(token) } else { nil }
-            let session = SocketSession(node: node, codec: codec, user: user, channel: context.requestContext.channel)
+            guard let channel = context.requestContext.channel else { return }
+            let session = SocketSession(node: node, codec: codec, user: user, channel: channel)
             node.metrics.connections.increment()
             defer { node.metrics.connections.decrement() }
             let outbox = session.outbox
