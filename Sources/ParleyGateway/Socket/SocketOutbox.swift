@@ -1,4 +1,3 @@
-import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
@@ -19,8 +18,8 @@ final class SocketOutbox: FrameSubscriber {
     /// Frames handed to the channel and not yet written to the socket.
     private let inFlight = Atomic<Int>(0)
     private let closed = Atomic<Bool>(false)
-    /// When the client last sent a frame (monotonic nanoseconds), for the `SocketSweeper`.
-    private let received = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    /// When the client last sent a frame (a `Moment`'s nanoseconds), for the `SocketSweeper`.
+    private let received = Atomic<Int64>(SystemClock().now().nanoseconds)
     /// The channel's WebSocket frame encoder, found on first use (on the channel's loop).
     private let encoder: NIOLoopBoundBox<ChannelHandlerContext?>
 
@@ -41,8 +40,8 @@ final class SocketOutbox: FrameSubscriber {
     }
 
     /// The client sent a frame.
-    func touch() { received.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
-    var lastReceived: UInt64 { received.load(ordering: .relaxed) }
+    func touch() { received.store(SystemClock().now().nanoseconds, ordering: .relaxed) }
+    var lastReceived: Moment { Moment(nanoseconds: received.load(ordering: .relaxed)) }
 
     func deliver(_ message: ParleyCore.WebSocketMessage) -> Bool {
         guard !closed.load(ordering: .relaxed) else { return false }

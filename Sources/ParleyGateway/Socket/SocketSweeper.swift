@@ -1,4 +1,4 @@
-import Dispatch
+import ParleyCore
 import ServiceLifecycle
 import Synchronization
 
@@ -23,11 +23,10 @@ public final class SocketSweeper: Service {
 
     public func run() async throws {
         let interval = min(timeout / 4, .seconds(5))
-        let limit = UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            let now = DispatchTime.now().uptimeNanoseconds
-            let silent = sockets.withLock { $0.values.filter { now &- $0.lastReceived > limit } }
+            let now = SystemClock().now()
+            let silent = sockets.withLock { $0.values.filter { now - $0.lastReceived > timeout } }
             for outbox in silent {
                 remove(outbox)
                 outbox.disconnect(code: .goingAway, reason: "timeout")
