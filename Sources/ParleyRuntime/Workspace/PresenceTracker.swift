@@ -16,7 +16,6 @@ public actor PresenceTracker: Service {
     private var servers: [String: WorkspaceServer] = [:]
     /// Socket ref → its workspace.
     private var sockets: [String: String] = [:]
-    private var socketsPerWorkspace: [String: Int] = [:]
 
     public init(publisher: any EventPublisher, node: String, awayAfter: Duration = .seconds(300),
                 stopAfterEmpty: Duration = .seconds(60), clock: any ParleyClock = SystemClock()) {
@@ -66,8 +65,6 @@ public actor PresenceTracker: Service {
 
     public func untrack(ref: String) async {
         guard let workspace = sockets.removeValue(forKey: ref) else { return }
-        socketsPerWorkspace[workspace, default: 1] -= 1
-        if socketsPerWorkspace[workspace] == 0 { socketsPerWorkspace[workspace] = nil }
         await servers[workspace]?.disconnect(ref: ref)
     }
 
@@ -94,7 +91,7 @@ public actor PresenceTracker: Service {
         for (workspace, server) in servers {
             await server.expireIdle()
             if let since = await server.emptySince, now - since >= stopAfterEmpty,
-               socketsPerWorkspace[workspace] == nil, servers[workspace] === server {
+               servers[workspace] === server, !sockets.values.contains(workspace) {
                 servers[workspace] = nil
             }
         }
@@ -108,7 +105,7 @@ public actor PresenceTracker: Service {
     }
 
     private func adopt(_ ref: String, in workspace: String) -> WorkspaceServer {
-        if sockets.updateValue(workspace, forKey: ref) == nil { socketsPerWorkspace[workspace, default: 0] += 1 }
+        sockets[ref] = workspace
         return server(for: workspace)
     }
 }
