@@ -47,8 +47,7 @@ enum Chat {
         let refusals = Mutex<[String: Int]>([:])
         let sequence = Atomic<Int>(0)
         let start = nowNanos()
-        let (acked, failed) = await publishOnSchedule(FanoutLoad(subscribers: 0, rate: load.rate, seconds: load.seconds),
-                                                      publishers: load.sockets) { p in
+        let (acked, failed) = await publishOnSchedule(rate: load.rate, seconds: load.seconds, publishers: load.sockets) { p in
             let (client, channel) = sockets[p]
             let sentAt = nowNanos()
             let id = sequence.add(1, ordering: .relaxed).newValue

@@ -45,13 +45,14 @@ struct FanoutResult: Sendable {
     }
 }
 
-/// Publishes on a fixed schedule from `publishers` tasks, `load.rate` per second in all.
-/// Returns (published, failed).
-func publishOnSchedule(_ load: FanoutLoad, publishers: Int, _ publish: @escaping @Sendable (Int) async -> Bool) async -> (Int, Int) {
-    let perPublisher = Double(load.rate) / Double(publishers)
+/// Publishes on a fixed schedule from `publishers` tasks, `rate` per second in all, for
+/// `seconds`. Returns (published, failed).
+func publishOnSchedule(rate: Int, seconds: Int, publishers: Int,
+                       _ publish: @escaping @Sendable (Int) async -> Bool) async -> (Int, Int) {
+    let perPublisher = Double(rate) / Double(publishers)
     let interval = UInt64(1e9 / perPublisher)
     let start = nowNanos()
-    let end = start + UInt64(load.seconds) * 1_000_000_000
+    let end = start + UInt64(seconds) * 1_000_000_000
     return await withTaskGroup(of: (Int, Int).self) { group in
         for p in 0..<publishers {
             group.addTask {
@@ -97,9 +98,9 @@ enum Fanout {
             return client
         }
         let acks = LatencyRecorder()
-        let cpuBefore = serverPID.flatMap { ProcessCPU.seconds(of: $0) }
+        let cpu = ProcessCPU.Meter(pid: serverPID)
         let start = nowNanos()
-        let (published, failed) = await publishOnSchedule(load, publishers: publishers.count) { p in
+        let (published, failed) = await publishOnSchedule(rate: load.rate, seconds: load.seconds, publishers: publishers.count) { p in
             let sentAt = nowNanos()
             let reply = await publishers[p].request(topic, "new_message", ["body": .string("t=\(sentAt)")], joinRef: topic)
             guard reply.status == "ok" else { return false }
@@ -111,7 +112,7 @@ enum Fanout {
         let result = FanoutResult(target: "parley", published: published, failedPublishes: failed, expected: expected,
                                   delivered: deliveries.count, seconds: Double(max(deliveries.lastAt, start + 1) - start) / 1e9,
                                   deliver: deliveries.histogram, ack: acks.histogram,
-                                  serverCPUSeconds: cpuBefore.flatMap { before in serverPID.flatMap { ProcessCPU.seconds(of: $0) }.map { $0 - before } })
+                                  serverCPUSeconds: cpu.used)
         for client in subscribers + publishers { client.close() }
         return result
     }
@@ -127,9 +128,9 @@ enum Fanout {
             if let error = socket.error { throw BenchAPI.Failure(description: "nchan subscriber: \(error)") }
             return socket
         }
-        let cpuBefore = serverPID.flatMap { ProcessCPU.seconds(of: $0) }
+        let cpu = ProcessCPU.Meter(pid: serverPID)
         let start = nowNanos()
-        let (published, failed) = await publishOnSchedule(load, publishers: load.publishers) { _ in
+        let (published, failed) = await publishOnSchedule(rate: load.rate, seconds: load.seconds, publishers: load.publishers) { _ in
             (try? await api.post(url: "\(url)/pub/\(channel)", body: "t=\(nowNanos())")) != nil
         }
         let expected = published * load.subscribers
@@ -137,7 +138,7 @@ enum Fanout {
         let result = FanoutResult(target: "nchan", published: published, failedPublishes: failed, expected: expected,
                                   delivered: deliveries.count, seconds: Double(max(deliveries.lastAt, start + 1) - start) / 1e9,
                                   deliver: deliveries.histogram,
-                                  serverCPUSeconds: cpuBefore.flatMap { before in serverPID.flatMap { ProcessCPU.seconds(of: $0) }.map { $0 - before } })
+                                  serverCPUSeconds: cpu.used)
         for socket in subscribers { socket.close() }
         return result
     }
@@ -145,6 +146,22 @@ enum Fanout {
 
 /// CPU time (user + system) of a process and its children processes (nginx's workers).
 enum ProcessCPU {
+    /// CPU a process used since the meter was made (nil without a readable process).
+    struct Meter {
+        let pid: Int32?
+        private let start: Double?
+
+        init(pid: Int32?) {
+            self.pid = pid
+            start = pid.flatMap(ProcessCPU.seconds(of:))
+        }
+
+        var used: Double? {
+            guard let start, let now = pid.flatMap(ProcessCPU.seconds(of:)) else { return nil }
+            return now - start
+        }
+    }
+
     static func seconds(of pid: Int32) -> Double? {
         guard let own = ticks(pid) else { return nil }
         let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
