@@ -19,10 +19,12 @@ extension Node {
         var nodeLogger = logger
         nodeLogger[metadataKey: "node"] = "\(identity)"
         let buffer = MessageBuffer(store: store, log: log, batchSize: configuration.batchSize, batchDelay: configuration.batchDelay,
-                                   logger: nodeLogger)
+                                   maximumPending: configuration.maximumPending, logger: nodeLogger)
         let broadcaster = Broadcaster()
         let channels = ChannelRouter(identity: identity, leases: leases, log: log, store: store, directory: directory, sink: buffer,
-                                     publisher: broadcaster, settings: .init(leaseTTL: configuration.leaseTTL), logger: nodeLogger)
+                                     publisher: broadcaster,
+                                     settings: .init(leaseTTL: configuration.leaseTTL, maximumServers: configuration.maximumChannels),
+                                     logger: nodeLogger)
         return Node(configuration: configuration, identity: identity, backends: backends, directory: directory, channels: channels,
                     broadcaster: broadcaster, buffer: buffer,
                     presence: PresenceTracker(publisher: broadcaster, node: identity.description, awayAfter: configuration.awayAfter),

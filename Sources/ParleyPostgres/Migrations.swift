@@ -117,6 +117,11 @@ extension Migration {
             CREATE INDEX notifications_pending ON notifications (user_id, created_at) WHERE status = 'pending';
             CREATE INDEX uploads_channel ON uploads (channel_id, created_at);
             """),
+        // A client_msg_id is the sender's own: two senders may pick the same one.
+        Migration(version: 3, name: "client_msg_id unique per sender", sql: """
+            ALTER TABLE messages DROP CONSTRAINT messages_channel_id_client_msg_id_key;
+            ALTER TABLE messages ADD CONSTRAINT messages_channel_sender_client_msg_id_key UNIQUE (channel_id, user_id, client_msg_id);
+            """),
     ]
 }
 

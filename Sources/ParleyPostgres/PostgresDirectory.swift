@@ -109,17 +109,15 @@ public struct PostgresDirectory: Directory {
             .map { try $0.decode(String.self, at: 0) })
     }
 
-    public func markRead(_ channel: String, user: String, seq: Int64) async throws -> Int64 {
-        try await client.query("""
-            INSERT INTO read_receipts (user_id, channel_id, last_read_seq) VALUES ($1::uuid, $2::uuid, $3)
-            ON CONFLICT (user_id, channel_id) DO UPDATE
-              SET last_read_seq = greatest(read_receipts.last_read_seq, excluded.last_read_seq), updated_at = now()
-            RETURNING last_read_seq
-            """, user, channel, seq)[0].decode(Int64.self, at: 0)
+    public func isChannelMember(_ channel: String, user: String) async throws -> Bool {
+        guard UUID(uuidString: channel) != nil, UUID(uuidString: user) != nil else { return false }
+        return !(try await client.query("SELECT 1 FROM channel_members WHERE channel_id = $1::uuid AND user_id = $2::uuid",
+                                        channel, user)).isEmpty
     }
 
     public func lastRead(_ channel: String, user: String) async throws -> Int64 {
-        try await client.query("SELECT last_read_seq FROM read_receipts WHERE user_id = $1::uuid AND channel_id = $2::uuid",
+        guard UUID(uuidString: channel) != nil, UUID(uuidString: user) != nil else { return 0 }
+        return try await client.query("SELECT last_read_seq FROM read_receipts WHERE user_id = $1::uuid AND channel_id = $2::uuid",
                                user, channel).first?.decode(Int64.self, at: 0) ?? 0
     }
 

@@ -1,8 +1,10 @@
 import Foundation
 import ParleyCore
 
-/// `MessageStore` in PostgreSQL: batches go in as one multi-row `INSERT … ON CONFLICT DO
-/// NOTHING`, so replaying a batch (after a crash, or from the log) stores nothing twice.
+/// `MessageStore` in PostgreSQL. Batches go in as one multi-row `INSERT … ON CONFLICT DO
+/// NOTHING`, so replaying a batch (after a crash, or from the log) stores nothing twice; every
+/// write checks the writer's fence against `channels.owner_fence` in the same statement (the
+/// row is locked `FOR SHARE`, so a concurrent claim is waited for, not raced).
 public struct PostgresMessageStore: MessageStore {
     public let client: PostgresClient
 
@@ -15,24 +17,79 @@ public struct PostgresMessageStore: MessageStore {
         (extract(epoch FROM deleted_at) * 1000)::bigint
         """
 
-    public func insert(_ messages: [MessageView]) async throws -> Int {
-        try await write(messages, onConflict: "DO NOTHING")
+    public func claim(channel: String, fence: Int64) async throws -> Bool {
+        guard UUID(uuidString: channel) != nil else { return false }
+        return !(try await client.query("UPDATE channels SET owner_fence = $2 WHERE id = $1::uuid AND owner_fence < $2 RETURNING 1",
+                                        channel, fence)).isEmpty
     }
 
-    public func upsert(_ message: MessageView) async throws {
-        _ = try await write([message], onConflict: """
-            (channel_id, seq) DO UPDATE SET body = excluded.body, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at
-            """)
+    public func insert(_ messages: [MessageView], fences: [String: Int64]) async throws -> Set<String> {
+        guard !messages.isEmpty else { return [] }
+        var parameters: [any PostgresEncodable] = []
+        var fenceRows: [String] = []
+        for (channel, fence) in fences {
+            fenceRows.append("($\(parameters.count + 1)::uuid, $\(parameters.count + 2)::bigint)")
+            parameters += [channel, fence]
+        }
+        var rows: [String] = []
+        for message in messages {
+            let base = parameters.count
+            rows.append("($\(base + 1)::uuid, $\(base + 2)::uuid, $\(base + 3)::bigint, $\(base + 4)::uuid, $\(base + 5)::text, "
+                        + "$\(base + 6)::uuid, $\(base + 7)::text, to_timestamp($\(base + 8)::bigint / 1000.0), "
+                        + "to_timestamp($\(base + 9)::bigint / 1000.0), to_timestamp($\(base + 10)::bigint / 1000.0))")
+            parameters += [message.id, message.channelID, message.seq, message.userID, message.body, message.threadRootID,
+                           message.clientMessageID, message.createdAt, message.editedAt, message.deletedAt]
+        }
+        let refused = try await client.query("""
+            WITH fence (channel_id, fence) AS (VALUES \(fenceRows.joined(separator: ", "))),
+            owned AS (SELECT c.id FROM channels c JOIN fence f ON c.id = f.channel_id WHERE c.owner_fence <= f.fence FOR SHARE OF c),
+            written AS (
+                INSERT INTO messages (\(Self.columns))
+                SELECT * FROM (VALUES \(rows.joined(separator: ", "))) AS v (\(Self.columns))
+                WHERE v.channel_id IN (SELECT id FROM owned)
+                ON CONFLICT DO NOTHING RETURNING 1)
+            SELECT channel_id::text FROM fence WHERE channel_id NOT IN (SELECT id FROM owned)
+            """, parameters)
+        return Set(try refused.map { try $0.decode(String.self, at: 0) })
+    }
+
+    public func find(channel: String, user: String, clientMessageID: String) async throws -> (match: MessageView?, lastSeq: Int64) {
+        guard UUID(uuidString: channel) != nil, UUID(uuidString: user) != nil else { return (nil, 0) }
+        let rows = try await client.query("""
+            SELECT (SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = $1::uuid), m.*
+            FROM (SELECT 1) one LEFT JOIN LATERAL (
+                SELECT \(Self.selectColumns) FROM messages
+                WHERE channel_id = $1::uuid AND user_id = $2::uuid AND client_msg_id = $3) m ON true
+            """, channel, user, clientMessageID)
+        let row = rows[0]
+        let lastSeq: Int64 = try row.decode(at: 0)
+        let id: String? = try row.decode(at: 1)
+        return (try id.map { _ in try Self.message(row, from: 1) }, lastSeq)
+    }
+
+    public func update(_ message: MessageView, fence: Int64) async throws -> Bool {
+        let rows = try await client.query("""
+            WITH owner AS (SELECT owner_fence <= $6 AS current FROM channels WHERE id = $1::uuid FOR SHARE),
+            changed AS (
+                UPDATE messages SET body = $3, edited_at = to_timestamp($4::bigint / 1000.0), deleted_at = to_timestamp($5::bigint / 1000.0)
+                WHERE channel_id = $1::uuid AND id = $2::uuid AND (SELECT current FROM owner) RETURNING 1)
+            SELECT (SELECT current FROM owner), (SELECT count(*) FROM changed)
+            """, message.channelID, message.id, message.body, message.editedAt, message.deletedAt, fence)
+        guard try rows.first?.decode(Bool?.self, at: 0) == true else { throw StoreError.staleFence }
+        return try rows[0].decode(Int64.self, at: 1) > 0
     }
 
     public func message(channel: String, id: String) async throws -> MessageView? {
         guard UUID(uuidString: id) != nil, UUID(uuidString: channel) != nil else { return nil }
         return try await client.query("SELECT \(Self.selectColumns) FROM messages WHERE channel_id = $1::uuid AND id = $2::uuid",
-                                      channel, id).first.map(Self.message)
+                                      channel, id).first.map { try Self.message($0) }
     }
 
-    public func react(messageID: String, user: String, emoji: String, present: Bool) async throws -> [String: [String]] {
+    public func react(channel: String, messageID: String, user: String, emoji: String, present: Bool,
+                      fence: Int64) async throws -> [String: [String]] {
         try await client.transaction { transaction in
+            let owner = try await transaction.query("SELECT owner_fence <= $2 FROM channels WHERE id = $1::uuid FOR SHARE", channel, fence)
+            guard try owner.first?.decode(Bool.self, at: 0) == true else { throw StoreError.staleFence }
             if present {
                 try await transaction.query("""
                     INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1::uuid, $2::uuid, $3) ON CONFLICT DO NOTHING
@@ -50,47 +107,47 @@ public struct PostgresMessageStore: MessageStore {
         }
     }
 
-    private func write(_ messages: [MessageView], onConflict: String) async throws -> Int {
-        guard !messages.isEmpty else { return 0 }
-        var parameters: [any PostgresEncodable] = []
-        var rows: [String] = []
-        for message in messages {
-            let base = parameters.count
-            rows.append("($\(base + 1)::uuid, $\(base + 2)::uuid, $\(base + 3), $\(base + 4)::uuid, $\(base + 5), $\(base + 6)::uuid, "
-                        + "$\(base + 7), to_timestamp($\(base + 8)::bigint / 1000.0), to_timestamp($\(base + 9)::bigint / 1000.0), "
-                        + "to_timestamp($\(base + 10)::bigint / 1000.0))")
-            parameters += [message.id, message.channelID, message.seq, message.userID, message.body, message.threadRootID,
-                           message.clientMessageID, message.createdAt, message.editedAt, message.deletedAt]
-        }
-        let result = try await client.query(
-            "INSERT INTO messages (\(Self.columns)) VALUES \(rows.joined(separator: ", ")) ON CONFLICT \(onConflict)", parameters)
-        return result.affectedRows
+    public func markRead(channel: String, user: String, seq: Int64, fence: Int64) async throws -> Int64 {
+        let rows = try await client.query("""
+            INSERT INTO read_receipts (user_id, channel_id, last_read_seq)
+            SELECT $1::uuid, $2::uuid, $3 FROM channels WHERE id = $2::uuid AND owner_fence <= $4 FOR SHARE
+            ON CONFLICT (user_id, channel_id) DO UPDATE
+              SET last_read_seq = greatest(read_receipts.last_read_seq, excluded.last_read_seq), updated_at = now()
+            RETURNING last_read_seq
+            """, user, channel, seq, fence)
+        guard let row = rows.first else { throw StoreError.staleFence }
+        return try row.decode(Int64.self, at: 0)
     }
 
     public func messages(channel: String, seqs range: ClosedRange<Int64>, limit: Int) async throws -> [MessageView] {
-        try await client.query("""
+        guard UUID(uuidString: channel) != nil else { return [] }
+        return try await client.query("""
             SELECT \(Self.selectColumns) FROM messages
             WHERE channel_id = $1::uuid AND seq BETWEEN $2 AND $3 ORDER BY seq LIMIT $4
-            """, channel, range.lowerBound, range.upperBound, limit).map(Self.message)
+            """, channel, range.lowerBound, range.upperBound, limit).map { try Self.message($0) }
     }
 
     public func messages(channel: String, before: Int64, limit: Int) async throws -> [MessageView] {
-        try await client.query("""
+        guard UUID(uuidString: channel) != nil else { return [] }
+        return try await client.query("""
             SELECT * FROM (SELECT \(Self.selectColumns), seq AS order_seq FROM messages
                            WHERE channel_id = $1::uuid AND seq < $2 ORDER BY seq DESC LIMIT $3) newest
             ORDER BY order_seq
-            """, channel, before, limit).map(Self.message)
+            """, channel, before, limit).map { try Self.message($0) }
     }
 
     public func lastSeq(channel: String) async throws -> Int64 {
-        try await client.query("SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = $1::uuid", channel)[0]
+        guard UUID(uuidString: channel) != nil else { return 0 }
+        return try await client.query("SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = $1::uuid", channel)[0]
             .decode(Int64.self, at: 0)
     }
 
-    static func message(_ row: PostgresRow) throws -> MessageView {
-        MessageView(id: try row.decode(at: 0), channelID: try row.decode(at: 1), seq: try row.decode(at: 2),
-                    userID: try row.decode(at: 3), body: try row.decode(at: 4), threadRootID: try row.decode(at: 5),
-                    clientMessageID: try row.decode(at: 6), createdAt: try row.decode(at: 7), editedAt: try row.decode(at: 8),
-                    deletedAt: try row.decode(at: 9))
+    /// A message from the row's columns `offset…offset+9` (`selectColumns`' order).
+    static func message(_ row: PostgresRow, from offset: Int = 0) throws -> MessageView {
+        MessageView(id: try row.decode(at: offset), channelID: try row.decode(at: offset + 1), seq: try row.decode(at: offset + 2),
+                    userID: try row.decode(at: offset + 3), body: try row.decode(at: offset + 4),
+                    threadRootID: try row.decode(at: offset + 5), clientMessageID: try row.decode(at: offset + 6),
+                    createdAt: try row.decode(at: offset + 7), editedAt: try row.decode(at: offset + 8),
+                    deletedAt: try row.decode(at: offset + 9))
     }
 }

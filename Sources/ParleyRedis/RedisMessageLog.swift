@@ -1,25 +1,21 @@
 import ParleyCore
 
 /// `MessageLog` in Redis: one stream per channel with entry ids `{seq}-0`, a de-duplication
-/// hash with a TTL, and the append script that fences at the log.
+/// hash of the messages in the stream, and the append and trim scripts.
 public struct RedisMessageLog: MessageLog {
     public let client: RedisClient
     public let keys: RedisKeyspace
-    /// How long a `client_msg_id` is remembered in Redis (PostgreSQL's unique key covers longer).
-    public let dedupeTTL: Duration
 
-    public init(client: RedisClient, keys: RedisKeyspace, dedupeTTL: Duration = .seconds(24 * 3600)) {
+    public init(client: RedisClient, keys: RedisKeyspace) {
         self.client = client
         self.keys = keys
-        self.dedupeTTL = dedupeTTL
     }
 
-    public func append(_ message: MessageView, holder: String) async throws -> LogAppendOutcome {
+    public func append(_ message: MessageView, holder: String, storedThrough: Int64) async throws -> LogAppendOutcome {
         let channel = message.channelID
         let reply = try await client.evaluate(
             .appendToLog, keys: [keys.lease(.channel(channel)), keys.log(channel: channel), keys.dedupe(channel: channel)],
-            arguments: [holder, message.seq, message.clientMessageID ?? "", message.json.jsonBytes, message.id,
-                        dedupeTTL.milliseconds])
+            arguments: [holder, message.seq, message.dedupeField ?? "", message.json.jsonBytes, message.id, storedThrough])
         guard let parts = reply.array, let verdict = parts.first?.string else {
             throw RedisError.unexpectedReply("append script answered \(reply)")
         }
@@ -27,26 +23,25 @@ public struct RedisMessageLog: MessageLog {
         case "ok": return .appended
         case "not_owner": return .notOwner
         case "stale_seq": return .staleSeq
+        case "recheck": return .recheck
         case "duplicate" where parts.count == 3:
-            guard let seq = parts[1].int, let id = parts[2].string else { break }
+            guard let seq = parts[1].string.flatMap({ Int64($0) }) ?? parts[1].int, let id = parts[2].string else { break }
             return .duplicate(seq: seq, id: id)
         default: break
         }
         throw RedisError.unexpectedReply("append script answered \(reply)")
     }
 
-    public func entries(channel: String, after: Int64, limit: Int) async throws -> [MessageView] {
-        let reply = try await client.execute("XRANGE", keys.log(channel: channel), "(\(after)-0", "+", "COUNT", limit)
-        return try (reply.array ?? []).map { entry in
-            guard let fields = entry.array?.last?.array, fields.count == 2, let bytes = fields[1].bytes else {
-                throw RedisError.unexpectedReply("log entry \(entry)")
-            }
-            do {
-                return try MessageView(json: JSONParser.parse(bytes))
-            } catch {
-                throw RedisError.unexpectedReply("log entry is not a message: \(error)")
-            }
-        }
+    public func entries(channel: String, after: Int64, through: Int64, limit: Int) async throws -> [MessageView] {
+        guard after < through else { return [] }
+        let end = through == .max ? "+" : "\(through)-0"
+        return try Self.messages(try await client.execute("XRANGE", keys.log(channel: channel), "(\(after)-0", end, "COUNT", limit))
+    }
+
+    public func entries(channel: String, before: Int64, limit: Int) async throws -> [MessageView] {
+        guard before > 1 else { return [] }
+        let newest = try await client.execute("XREVRANGE", keys.log(channel: channel), "(\(before)-0", "-", "COUNT", limit)
+        return try Self.messages(newest).reversed()
     }
 
     public func lastSeq(channel: String) async throws -> Int64? {
@@ -56,10 +51,24 @@ public struct RedisMessageLog: MessageLog {
     }
 
     public func trim(through: [String: Int64]) async throws {
-        // XTRIM MINID keeps entries with ids >= the given id; one pipeline for all channels.
+        guard !through.isEmpty else { return }
         let replies = try await client.pipeline(through.map { channel, seq in
-            RedisCommand("XTRIM", [keys.log(channel: channel), "MINID", "\(seq + 1)-0"])
+            .evalSHA(.trimLog, keys: [keys.log(channel: channel), keys.dedupe(channel: channel)], arguments: [seq])
         })
         if let error = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.reply(error) }
+    }
+
+    /// Messages from an `XRANGE` reply: entries `[id, ['m', json, …]]`.
+    static func messages(_ reply: RedisValue) throws -> [MessageView] {
+        try (reply.array ?? []).map { entry in
+            guard let fields = entry.array?.last?.array, fields.count >= 2, let bytes = fields[1].bytes else {
+                throw RedisError.unexpectedReply("log entry \(entry)")
+            }
+            do {
+                return try MessageView(json: JSONParser.parse(bytes))
+            } catch {
+                throw RedisError.unexpectedReply("log entry is not a message: \(error)")
+            }
+        }
     }
 }

@@ -6,20 +6,29 @@ public protocol FrameSubscriber: AnyObject, Sendable {
     /// The serializer the socket speaks.
     var codec: PhoenixCodec { get }
     /// Queues `message` for the socket; false when its outbound queue is full (the socket is
-    /// then too slow and gets disconnected by its owner).
+    /// then too slow and gets disconnected by its owner). Must not block or call back into
+    /// the broadcaster: it runs under the topic's lock.
     func deliver(_ message: WebSocketMessage) -> Bool
     /// Queues `message` once the queue has room, waiting for the socket to drain (catch-up of
     /// a long backlog); false when the socket is gone.
     func deliverWhenReady(_ message: WebSocketMessage) async -> Bool
+    /// The broadcaster closed `topic` (its channel stopped): nothing more arrives on it until
+    /// the socket joins it again.
+    func topicClosed(_ topic: String)
 }
 
 extension FrameSubscriber {
     public func deliverWhenReady(_ message: WebSocketMessage) async -> Bool { deliver(message) }
+    public func topicClosed(_ topic: String) {}
 }
 
 /// The one way anything is published (DESIGN §1): encodes each event once per serializer in
 /// use, however many sockets receive it, and fans it out to the local subscribers of its
 /// topic. (The cluster bus publish joins here when the cluster lands.)
+///
+/// Deliveries to a topic happen under that topic's lock, so once `unsubscribe` returns the
+/// subscriber receives nothing more from it (a socket that left, or whose channel errored,
+/// never sees a message it would see again on rejoining).
 public final class Broadcaster: EventPublisher {
     public struct Stats: Sendable, Hashable {
         public var published = 0
@@ -31,24 +40,49 @@ public final class Broadcaster: EventPublisher {
         public var subscriptions = 0
     }
 
-    private struct Entry { let subscriber: any FrameSubscriber }
-    private let state = Mutex<(topics: [String: [ObjectIdentifier: Entry]], stats: Stats)>(([:], Stats()))
+    /// One topic's subscribers. An entry emptied is dead: it is never reused, so the topic map
+    /// and an entry's lock are never held together.
+    private final class Subscribers: Sendable {
+        let state = Mutex<(members: [ObjectIdentifier: any FrameSubscriber], dead: Bool)>(([:], false))
+    }
+
+    private let topics = Mutex<[String: Subscribers]>([:])
+    private let counters = Mutex(Stats())
 
     public init() {}
 
     public func subscribe(_ subscriber: any FrameSubscriber, to topic: String) {
-        state.withLock { $0.topics[topic, default: [:]][ObjectIdentifier(subscriber)] = Entry(subscriber: subscriber) }
-    }
-
-    public func unsubscribe(_ subscriber: any FrameSubscriber, from topic: String) {
-        state.withLock { state in
-            state.topics[topic]?[ObjectIdentifier(subscriber)] = nil
-            if state.topics[topic]?.isEmpty == true { state.topics[topic] = nil }
+        while true {
+            let entry = topics.withLock { topics in
+                if let entry = topics[topic] { return entry }
+                let fresh = Subscribers()
+                topics[topic] = fresh
+                return fresh
+            }
+            let added = entry.state.withLock { state -> Bool in
+                guard !state.dead else { return false }
+                state.members[ObjectIdentifier(subscriber)] = subscriber
+                return true
+            }
+            if added { return }
+            remove(topic, entry)
         }
     }
 
+    public func unsubscribe(_ subscriber: any FrameSubscriber, from topic: String) {
+        guard let entry = topics.withLock({ $0[topic] }) else { return }
+        let emptied = entry.state.withLock { state -> Bool in
+            state.members[ObjectIdentifier(subscriber)] = nil
+            if state.members.isEmpty && !state.dead { state.dead = true }
+            return state.dead
+        }
+        if emptied { remove(topic, entry) }
+    }
+
     /// Local subscribers of `topic` (a node subscribes to the cluster topic while this is > 0).
-    public func subscriberCount(_ topic: String) -> Int { state.withLock { $0.topics[topic]?.count ?? 0 } }
+    public func subscriberCount(_ topic: String) -> Int {
+        topics.withLock { $0[topic] }?.state.withLock { $0.members.count } ?? 0
+    }
 
     public func publish(_ event: ServerEvent, topic: String) {
         publish(event.frame(topic: topic))
@@ -58,30 +92,61 @@ public final class Broadcaster: EventPublisher {
     /// Returns the subscribers whose queue was full.
     @discardableResult
     public func publish(_ frame: PhoenixFrame) -> [any FrameSubscriber] {
-        let subscribers = state.withLock { $0.topics[frame.topic].map { Array($0.values) } ?? [] }
+        let entry = topics.withLock { $0[frame.topic] }
         var encoded: [PhoenixCodec: WebSocketMessage] = [:]
         var full: [any FrameSubscriber] = []
-        for entry in subscribers {
-            let codec = entry.subscriber.codec
-            let message = encoded[codec] ?? codec.encode(frame)
-            encoded[codec] = message
-            if !entry.subscriber.deliver(message) { full.append(entry.subscriber) }
-        }
-        state.withLock { state in
-            state.stats.published += 1
-            state.stats.deliveries += subscribers.count - full.count
-            state.stats.dropped += full.count
-            state.stats.encodings += encoded.count
+        let count = entry?.state.withLock { state in
+            for subscriber in state.members.values {
+                let codec = subscriber.codec
+                let message = encoded[codec] ?? codec.encode(frame)
+                encoded[codec] = message
+                if !subscriber.deliver(message) { full.append(subscriber) }
+            }
+            return state.members.count
+        } ?? 0
+        counters.withLock { stats in
+            stats.published += 1
+            stats.deliveries += count - full.count
+            stats.dropped += full.count
+            stats.encodings += encoded.count
         }
         return full
     }
 
-    public func stats() -> Stats {
-        state.withLock { state in
-            var stats = state.stats
-            stats.topics = state.topics.count
-            stats.subscriptions = state.topics.values.reduce(0) { $0 + $1.count }
-            return stats
+    public func close(_ topic: String, with event: ServerEvent) { close(topic, with: event.frame(topic: topic)) }
+
+    /// Delivers `frame` to the subscribers of `topic` and unsubscribes them all, in one step:
+    /// each is told (`topicClosed`) and receives nothing more until it subscribes again.
+    public func close(_ topic: String, with frame: PhoenixFrame) {
+        guard let entry = topics.withLock({ $0[topic] }) else { return }
+        let closed = entry.state.withLock { state in
+            var encoded: [PhoenixCodec: WebSocketMessage] = [:]
+            for subscriber in state.members.values {
+                let message = encoded[subscriber.codec] ?? subscriber.codec.encode(frame)
+                encoded[subscriber.codec] = message
+                _ = subscriber.deliver(message)
+            }
+            defer {
+                state.members.removeAll()
+                state.dead = true
+            }
+            return Array(state.members.values)
         }
+        remove(topic, entry)
+        for subscriber in closed { subscriber.topicClosed(topic) }
+    }
+
+    private func remove(_ topic: String, _ entry: Subscribers) {
+        topics.withLock { topics in
+            if topics[topic] === entry { topics[topic] = nil }
+        }
+    }
+
+    public func stats() -> Stats {
+        let entries = topics.withLock { Array($0.values) }
+        var stats = counters.withLock { $0 }
+        stats.topics = entries.count
+        stats.subscriptions = entries.reduce(0) { $0 + $1.state.withLock { $0.members.count } }
+        return stats
     }
 }

@@ -34,6 +34,11 @@ public struct NodeConfiguration: Sendable {
     /// Frames a socket may have waiting to be written; a client slower than that is
     /// disconnected (1008) rather than allowed to grow the node's memory.
     public var outboxCapacity = 512
+    /// Accepted messages that may wait for PostgreSQL; past it new messages are refused
+    /// (`unavailable`) rather than held in memory.
+    public var maximumPending = 100_000
+    /// Channel servers one node runs at most.
+    public var maximumChannels = 10_000
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",

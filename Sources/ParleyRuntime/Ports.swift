@@ -2,7 +2,15 @@ import ParleyCore
 
 /// Where accepted messages go to be persisted (the `MessageBuffer`).
 public protocol MessageSink: Sendable {
-    func enqueue(_ message: MessageView) async
+    /// Queues an accepted message for the store, with the fence of the owner that accepted it.
+    func enqueue(_ message: MessageView, fence: Int64) async
+    /// Everything of `channel` up to `seq` is in the store (a new owner recovered the log, or
+    /// an edit stored the messages before it): the log may be trimmed through there.
+    func persisted(channel: String, through seq: Int64) async
+    /// Whether a new message may be accepted: false while the backlog is at its limit.
+    var hasRoom: Bool { get }
+    /// The channel's server stopped: stop tracking what of it is stored.
+    func forget(channel: String) async
 }
 
 /// The one publish path for server events (the `Broadcaster`). Synchronous on purpose: an
@@ -10,6 +18,13 @@ public protocol MessageSink: Sendable {
 /// another step sees each event exactly once.
 public protocol EventPublisher: Sendable {
     func publish(_ event: ServerEvent, topic: String)
+    /// Publishes `event` (`phx_error`) on `topic` and ends every subscription to it: its
+    /// channel stopped, and its subscribers receive nothing more until they join again.
+    func close(_ topic: String, with event: ServerEvent)
+}
+
+extension EventPublisher {
+    public func close(_ topic: String, with event: ServerEvent) { publish(event, topic: topic) }
 }
 
 /// Why a channel refused a request; `reason` is the wire code of DESIGN §6.
@@ -21,6 +36,8 @@ public enum ChannelError: Error, Sendable, Equatable, CustomStringConvertible {
     case unavailable(String)
     case notFound(String)
     case forbidden(String)
+    /// Messages `range` are in neither the log nor the store: a catch-up cannot be completed.
+    case gap(ClosedRange<Int64>)
 
     public var reason: String {
         switch self {
@@ -28,6 +45,7 @@ public enum ChannelError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notOwner, .unavailable: return "unavailable"
         case .notFound: return "not_found"
         case .forbidden: return "forbidden"
+        case .gap: return "gap"
         }
     }
 
@@ -38,6 +56,7 @@ public enum ChannelError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unavailable(let why): return "unavailable: \(why)"
         case .notFound(let what): return "\(what) not found"
         case .forbidden(let why): return why
+        case .gap(let range): return "messages \(range.lowerBound)...\(range.upperBound) cannot be read"
         }
     }
 }

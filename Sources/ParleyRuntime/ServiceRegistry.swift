@@ -1,5 +1,10 @@
 import ParleyCore
 
+public enum ServiceRegistryError: Error, Sendable {
+    /// The registry holds its maximum of values.
+    case full
+}
+
 /// "Lookup or start" of per-entity actors by key (the Registry + DynamicSupervisor role):
 /// at most one value per key, even when many callers ask at once; values that stop are
 /// restarted according to their policy; values idle for `idleTimeout` are stopped (their
@@ -18,14 +23,18 @@ public actor ServiceRegistry<Key: Hashable & Sendable, Value: Sendable> {
     private let stop: @Sendable (Value) async -> Void
     private let policy: RestartPolicy
     private let idleTimeout: Duration
+    /// The most values at once; a start beyond it fails with `ServiceRegistryError.full`.
+    private let maximum: Int
     private let clock: any ParleyClock
     private var slots: [Key: Slot] = [:]
     public private(set) var restarts = 0
 
-    public init(policy: RestartPolicy = .transient, idleTimeout: Duration = .seconds(300), clock: any ParleyClock = SystemClock(),
+    public init(policy: RestartPolicy = .transient, idleTimeout: Duration = .seconds(300), maximum: Int = .max,
+                clock: any ParleyClock = SystemClock(),
                 start: @escaping @Sendable (Key) async throws -> Value, stop: @escaping @Sendable (Value) async -> Void = { _ in }) {
         self.policy = policy
         self.idleTimeout = idleTimeout
+        self.maximum = maximum
         self.clock = clock
         self.start = start
         self.stop = stop
@@ -41,6 +50,7 @@ public actor ServiceRegistry<Key: Hashable & Sendable, Value: Sendable> {
         case .starting(let task):
             return try await task.value
         case nil:
+            guard slots.count < maximum else { throw ServiceRegistryError.full }
             let start = start
             let task = Task { try await start(key) }
             slots[key] = .starting(task)

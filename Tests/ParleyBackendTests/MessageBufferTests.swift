@@ -13,15 +13,16 @@ struct MessageBufferTests {
 
     @Test func writesAtTheBatchSizeAndAfterTheDelayWhileRunning() async throws {
         let store = MemoryMessageStore()
+        _ = try await store.claim(channel: "c", fence: 1)
         let leases = MemoryLeaseStore()
         let buffer = MessageBuffer(store: store, log: MemoryMessageLog(leases: leases), batchSize: 3, batchDelay: .milliseconds(200),
                                    largestBatch: 3)
         let group = ServiceGroup(services: [buffer], gracefulShutdownSignals: [], logger: Logger(label: "test"))
         async let running: Void = group.run()
-        for seq in Int64(1)...4 { await buffer.enqueue(Self.message(seq)) }
+        for seq in Int64(1)...4 { await buffer.enqueue(Self.message(seq), fence: 1) }
         #expect(await TestServices.eventually { try! await store.lastSeq(channel: "c") >= 3 }, "a full batch is written")
         #expect(await TestServices.eventually { try! await store.lastSeq(channel: "c") == 4 }, "the rest after the delay")
-        await buffer.enqueue(Self.message(5))
+        await buffer.enqueue(Self.message(5), fence: 1)
         await group.triggerGracefulShutdown()
         try await running
         #expect(try await store.lastSeq(channel: "c") == 5, "graceful shutdown drains")

@@ -32,13 +32,13 @@ struct MessagePathTests {
         let leases = RedisLeaseStore(client: redis, keys: keys)
         let log = RedisMessageLog(client: redis, keys: keys)
         let holder = "node-1/test"
-        #expect(try await leases.acquire(.channel(channel), holder: holder, ttl: .seconds(60)) == 1)
+        let fence = try #require(try await leases.acquire(.channel(channel), holder: holder, ttl: .seconds(60)))
         let store = PostgresMessageStore(client: postgres)
         let buffer = MessageBuffer(store: store, log: log, batchSize: 5, batchDelay: .milliseconds(100),
                                    retry: Backoff(initial: .milliseconds(50), maximum: .milliseconds(500)))
         let publisher = RecordingPublisher()
-        let server = try await ChannelServer.load(channelID: channel, holder: holder, members: [user], log: log, store: store,
-                                                  sink: buffer, publisher: publisher)
+        let server = try await ChannelServer.load(channelID: channel, holder: holder, fence: fence, members: [user], log: log,
+                                                  store: store, sink: buffer, publisher: publisher)
         let group = ServiceGroup(services: [buffer], gracefulShutdownSignals: [], logger: Logger(label: "test"))
         async let running: Void = group.run()
 
@@ -72,8 +72,8 @@ struct MessagePathTests {
         #expect(stats.rows == 57 && stats.pending == 0)
 
         // A restarted channel server continues the sequence and serves catch-up from the store.
-        let reloaded = try await ChannelServer.load(channelID: channel, holder: holder, members: [user], log: log, store: store,
-                                                    sink: buffer, publisher: publisher)
+        let reloaded = try await ChannelServer.load(channelID: channel, holder: holder, fence: fence + 1, members: [user], log: log,
+                                                    store: store, sink: buffer, publisher: publisher)
         #expect(await reloaded.currentSeq == 57)
         #expect(try await reloaded.messages(after: 50, limit: 100).map(\.seq) == Array(51...57))
         #expect(try await reloaded.messages(before: 11, limit: 5).map(\.seq) == [6, 7, 8, 9, 10])
@@ -87,16 +87,16 @@ struct MessagePathTests {
         let store = MemoryMessageStore()
         let buffer = MessageBuffer(store: store, log: log)
         let publisher = RecordingPublisher()
-        _ = try await leases.acquire(.channel("c1"), holder: "n/1", ttl: .seconds(60))
-        let server = try await ChannelServer.load(channelID: "c1", holder: "n/1", members: ["alice"], log: log, store: store,
-                                                  sink: buffer, publisher: publisher)
+        let fence = try #require(try await leases.acquire(.channel("c1"), holder: "n/1", ttl: .seconds(60)))
+        let server = try await ChannelServer.load(channelID: "c1", holder: "n/1", fence: fence, members: ["alice"], log: log,
+                                                  store: store, sink: buffer, publisher: publisher)
         await #expect(throws: ChannelError.notAMember) {
-            _ = try await server.post(userID: "mallory", body: "hi", clientMessageID: nil)
+            _ = try await server.post(userID: "mallory", body: "hi", clientMessageID: String?.none)
         }
-        _ = try await server.post(userID: "alice", body: "one", clientMessageID: nil)
+        _ = try await server.post(userID: "alice", body: "one", clientMessageID: String?.none)
         try await leases.release(.channel("c1"), holder: "n/1")
         await #expect(throws: ChannelError.notOwner) {
-            _ = try await server.post(userID: "alice", body: "two", clientMessageID: nil)
+            _ = try await server.post(userID: "alice", body: "two", clientMessageID: String?.none)
         }
         #expect(publisher.createdSeqs == [1])
         #expect(await buffer.stats().pending == 1)
@@ -106,8 +106,8 @@ struct MessagePathTests {
         let leases = MemoryLeaseStore()
         let log = MemoryMessageLog(leases: leases)
         let store = MemoryMessageStore()
-        _ = try await leases.acquire(.channel("c2"), holder: "n/1", ttl: .seconds(60))
-        let server = try await ChannelServer.load(channelID: "c2", holder: "n/1", members: ["a", "b"], log: log, store: store,
+        let fence = try #require(try await leases.acquire(.channel("c2"), holder: "n/1", ttl: .seconds(60)))
+        let server = try await ChannelServer.load(channelID: "c2", holder: "n/1", fence: fence, members: ["a", "b"], log: log, store: store,
                                                   sink: MessageBuffer(store: store, log: log), publisher: RecordingPublisher())
         let seqs = try await withThrowingTaskGroup(of: Int64.self) { group in
             for n in 0..<200 {

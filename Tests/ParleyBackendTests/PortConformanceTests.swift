@@ -46,7 +46,7 @@ struct PortConformanceTests {
     }
 
     @Test(arguments: Adapter.allCases)
-    func logAppendsInOrderDeduplicatesFencesAndTrims(adapter: Adapter) async throws {
+    func logAppendsInOrderDeduplicatesPerSenderFencesAndTrims(adapter: Adapter) async throws {
         let (leases, client) = try leaseStore(adapter)
         let log: any MessageLog = switch adapter {
         case .memory: MemoryMessageLog(leases: leases)
@@ -54,27 +54,41 @@ struct PortConformanceTests {
         }
         let channel = UUID().uuidString.lowercased()
         _ = try await leases.acquire(.channel(channel), holder: "a/1", ttl: .seconds(10))
-        let first = message(channel, 1, clientID: "c-1")
-        #expect(try await log.append(first, holder: "a/1") == .appended)
-        #expect(try await log.append(message(channel, 2), holder: "a/1") == .appended)
-        #expect(try await log.append(message(channel, 3, clientID: "c-1"), holder: "a/1") == .duplicate(seq: 1, id: first.id))
-        #expect(try await log.append(message(channel, 2), holder: "a/1") == .staleSeq)
-        #expect(try await log.append(message(channel, 3), holder: "b/1") == .notOwner)
+        func append(_ message: MessageView, holder: String = "a/1", storedThrough: Int64 = 0) async throws -> LogAppendOutcome {
+            try await log.append(message, holder: holder, storedThrough: storedThrough)
+        }
+        let first = message(channel, 1, clientID: "c-1", user: "ann")
+        #expect(try await append(first) == .appended)
+        #expect(try await append(message(channel, 2, clientID: "c-1", user: "bob")) == .appended,
+                "another sender's equal client_msg_id is a different message")
+        #expect(try await append(message(channel, 3, clientID: "c-1", user: "ann")) == .duplicate(seq: 1, id: first.id))
+        #expect(try await append(message(channel, 2)) == .staleSeq)
+        #expect(try await append(message(channel, 3), holder: "b/1") == .notOwner)
         let third = message(channel, 3, clientID: "héllo \"quoted\"")
-        #expect(try await log.append(third, holder: "a/1") == .appended)
+        #expect(try await append(third) == .appended)
         #expect(try await log.entries(channel: channel, after: 1, limit: 10).map(\.seq) == [2, 3])
+        #expect(try await log.entries(channel: channel, after: 0, through: 2, limit: 10).map(\.seq) == [1, 2], "bounded above")
+        #expect(try await log.entries(channel: channel, before: 3, limit: 1).map(\.seq) == [2], "the newest below")
+        #expect(try await log.entries(channel: channel, before: 4, limit: 10).map(\.seq) == [1, 2, 3])
         #expect(try await log.entries(channel: channel, after: 0, limit: 10).last == third)
         #expect(try await log.lastSeq(channel: channel) == 3)
         try await log.trim(through: [channel: 2])
         #expect(try await log.entries(channel: channel, after: 0, limit: 10).map(\.seq) == [3])
-        try await log.trim(through: [channel: 3, "another-channel": 7])
+        // Trimmed: the log forgot c-1 of ann; a caller whose store answer predates the trim must ask again.
+        #expect(try await append(message(channel, 4, clientID: "c-1", user: "ann"), storedThrough: 1) == .recheck)
+        #expect(try await append(message(channel, 4, clientID: "c-9", user: "ann"), storedThrough: 2) == .appended)
+        try await log.trim(through: [channel: 4, "another-channel": 7])
         #expect(try await log.lastSeq(channel: channel) == nil)
-        #expect(try await log.append(message(channel, 3), holder: "a/1") == .staleSeq, "a trimmed log still refuses old seqs")
+        #expect(try await append(message(channel, 4)) == .staleSeq, "a trimmed log still refuses old seqs")
+        if let client, let keys = (leases as? RedisLeaseStore)?.keys {
+            let fields = try await client.execute("HKEYS", keys.dedupe(channel: channel)).array?.compactMap(\.string) ?? []
+            #expect(fields == ["#trimmed"], "the dedupe hash holds nothing of trimmed messages: \(fields)")
+        }
         await client?.shutdown()
     }
 
     @Test(arguments: Adapter.allCases)
-    func storeInsertsBatchesIdempotentlyAndPagesBySeq(adapter: Adapter) async throws {
+    func storeInsertsFencedBatchesIdempotentlyAndPagesBySeq(adapter: Adapter) async throws {
         try await TestServices.withSchema { postgres, _ in
             var channel = UUID().uuidString.lowercased(), user = UUID().uuidString.lowercased()
             let store: any MessageStore
@@ -84,25 +98,42 @@ struct PortConformanceTests {
                 (channel, user) = try await TestServices.seedChannel(postgres)
                 store = PostgresMessageStore(client: postgres)
             }
+            #expect(try await store.claim(channel: channel, fence: 2))
+            #expect(try await !store.claim(channel: channel, fence: 1), "an older fence cannot claim")
             let batch = (1...30).map { message(channel, $0, clientID: "c-\($0)", user: user) }
-            #expect(try await store.insert(Array(batch[0..<10])) == 10)
-            #expect(try await store.insert(Array(batch[5..<30])) == 20, "rows already stored are skipped")
-            #expect(try await store.insert(batch) == 0)
+            let fences = [channel: Int64(2)]
+            #expect(try await store.insert(Array(batch[0..<10]), fences: fences).isEmpty)
+            #expect(try await store.insert(Array(batch[5..<30]), fences: fences).isEmpty, "rows already stored are skipped")
             #expect(try await store.lastSeq(channel: channel) == 30)
             #expect(try await store.messages(channel: channel, seqs: 11...15, limit: 100) == Array(batch[10..<15]))
             #expect(try await store.messages(channel: channel, seqs: 1...30, limit: 3).map(\.seq) == [1, 2, 3])
             #expect(try await store.messages(channel: channel, before: 11, limit: 4).map(\.seq) == [7, 8, 9, 10])
             #expect(try await store.lastSeq(channel: UUID().uuidString) == 0)
+            let found = try await store.find(channel: channel, user: user, clientMessageID: "c-7")
+            #expect(found.match == batch[6] && found.lastSeq == 30)
+            #expect(try await store.find(channel: channel, user: user, clientMessageID: "c-99").match == nil)
             var edited = batch[3]
             edited.body = "edited"
             edited.editedAt = 1_795_000_999_000
-            try await store.upsert(edited)
+            #expect(try await store.update(edited, fence: 2))
             #expect(try await store.message(channel: channel, id: edited.id) == edited)
-            #expect(try await store.insert([batch[3]]) == 0, "a replayed insert does not undo an edit")
-            #expect(try await store.message(channel: channel, id: edited.id)?.body == "edited")
-            var early = message(channel, 31, clientID: "c-31", user: user)
-            early.body = "edited before it was stored"
-            try await store.upsert(early)
+            #expect(try await store.insert([batch[3]], fences: fences).isEmpty)
+            #expect(try await store.message(channel: channel, id: edited.id)?.body == "edited", "a replayed insert does not undo an edit")
+            #expect(try await store.markRead(channel: channel, user: user, seq: 12, fence: 2) == 12)
+            #expect(try await store.markRead(channel: channel, user: user, seq: 5, fence: 2) == 12, "never backwards")
+
+            // A newer owner claims the channel: every write of the old fence is refused.
+            #expect(try await store.claim(channel: channel, fence: 3))
+            #expect(try await store.insert([message(channel, 31, user: user)], fences: fences) == [channel])
+            #expect(try await store.lastSeq(channel: channel) == 30, "nothing written under the stale fence")
+            await #expect(throws: StoreError.staleFence) { _ = try await store.update(edited, fence: 2) }
+            await #expect(throws: StoreError.staleFence) { _ = try await store.markRead(channel: channel, user: user, seq: 20, fence: 2) }
+            await #expect(throws: StoreError.staleFence) {
+                _ = try await store.react(channel: channel, messageID: edited.id, user: user, emoji: "👍", present: true, fence: 2)
+            }
+            #expect(try await store.react(channel: channel, messageID: edited.id, user: user, emoji: "👍", present: true, fence: 3)
+                    == ["👍": [user]])
+            #expect(try await store.insert([message(channel, 31, user: user)], fences: [channel: 3]).isEmpty)
             #expect(try await store.lastSeq(channel: channel) == 31)
         }
     }

@@ -18,7 +18,7 @@ struct OpenDirectory: Directory {
     func joinChannel(_ channel: String, user: String) async throws {}
     func leaveChannel(_ channel: String, user: String) async throws {}
     func channelMembers(_ channel: String) async throws -> Set<String> { ["alice"] }
-    func markRead(_ channel: String, user: String, seq: Int64) async throws -> Int64 { seq }
+    func isChannelMember(_ channel: String, user: String) async throws -> Bool { user == "alice" }
     func lastRead(_ channel: String, user: String) async throws -> Int64 { 0 }
 }
 
@@ -34,7 +34,7 @@ struct ChannelRouterTests {
         let router = ChannelRouter(identity: NodeIdentity(name: "n", incarnation: "1"), leases: leases, log: log, store: store,
                                    directory: OpenDirectory(), sink: MessageBuffer(store: store, log: log), publisher: broadcaster,
                                    settings: .init(leaseTTL: .milliseconds(300)))
-        let first = try await router.server(for: "c1")
+        let first = try await router.server(for: "c1", member: "alice")
         #expect(try await first.post(userID: "alice", body: "one", clientMessageID: nil).seq == 1)
         #expect(try await leases.holder(of: .channel("c1")) == "n/1")
         // Another holder takes the lease (as after a netsplit).
@@ -47,10 +47,29 @@ struct ChannelRouterTests {
             #expect(await router.runningServer(for: "c1") == nil, "the server stopped")
             // Once the other holder's lease lapses, the channel starts again here and continues its seq.
             try await Task.sleep(for: .milliseconds(250))
-            let again = try await router.server(for: "c1")
+            let again = try await router.server(for: "c1", member: "alice")
             #expect(try await again.post(userID: "alice", body: "two", clientMessageID: nil).seq == 2)
+            #expect(!socket.messages.contains { "\($0)".contains("two") },
+                    "an errored channel's socket receives nothing until it rejoins (as in Phoenix)")
             group.cancelAll()
         }
+    }
+
+    @Test func nothingStartsForAStrangerAndTheNumberOfServersIsBounded() async throws {
+        let leases = MemoryLeaseStore()
+        let log = MemoryMessageLog(leases: leases)
+        let store = MemoryMessageStore()
+        let router = ChannelRouter(identity: NodeIdentity(name: "n", incarnation: "1"), leases: leases, log: log, store: store,
+                                   directory: OpenDirectory(), sink: MessageBuffer(store: store, log: log), publisher: Broadcaster(),
+                                   settings: .init(maximumServers: 3))
+        for n in 0..<50 {
+            await #expect(throws: ChannelError.notAMember) { _ = try await router.server(for: "random-\(n)", member: "mallory") }
+        }
+        #expect(await router.runningCount == 0, "no server for a non-member")
+        #expect(try await leases.holder(of: .channel("random-1")) == nil, "no lease taken for a non-member")
+        for n in 0..<3 { _ = try await router.server(for: "c\(n)", member: "alice") }
+        await #expect(throws: ChannelError.self) { _ = try await router.server(for: "c9", member: "alice") }
+        #expect(await router.runningCount == 3)
     }
 
     static func eventually(_ condition: () async -> Bool) async -> Bool {

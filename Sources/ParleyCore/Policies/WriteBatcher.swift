@@ -30,6 +30,8 @@ public struct WriteBatcher<Item: Sendable>: Sendable {
 
     public var count: Int { pending.count }
     public var isEmpty: Bool { pending.isEmpty }
+    /// The oldest pending item.
+    public var first: Item? { pending.first }
 
     public mutating func append(_ item: Item, at now: Moment) -> Directive? {
         pending.append(item)

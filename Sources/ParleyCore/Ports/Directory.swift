@@ -90,9 +90,9 @@ public protocol Directory: Sendable {
     func joinChannel(_ channel: String, user: String) async throws
     func leaveChannel(_ channel: String, user: String) async throws
     func channelMembers(_ channel: String) async throws -> Set<String>
-    /// Records that `user` read `channel` up to `seq` (never moves backwards); returns the
-    /// recorded value.
-    func markRead(_ channel: String, user: String, seq: Int64) async throws -> Int64
+    /// Whether `user` belongs to `channel` (false for a malformed or unknown id): asked before
+    /// anything is started for the channel.
+    func isChannelMember(_ channel: String, user: String) async throws -> Bool
     /// The last seq `user` read in `channel` (0 when none).
     func lastRead(_ channel: String, user: String) async throws -> Int64
 }

@@ -2,26 +2,41 @@
 public enum LogAppendOutcome: Sendable, Hashable {
     /// Written: the message is durable and may be acknowledged.
     case appended
-    /// The same `client_msg_id` was accepted before, as `seq` / `id`: acknowledge that.
+    /// The sender's `client_msg_id` was accepted before, as `seq` / `id`: acknowledge that.
     case duplicate(seq: Int64, id: String)
     /// The caller does not hold the channel's lease: it must stop (fencing at the log).
     case notOwner
     /// `seq` is not above the last one in the log: the caller's counter is stale.
     case staleSeq
+    /// Entries above the caller's `storedThrough` were trimmed since the caller asked the store
+    /// about this `client_msg_id`: the answer may be stale, ask the store again.
+    case recheck
 }
 
 /// The write-ahead log of accepted messages not yet in PostgreSQL (DESIGN §2, §4):
-/// per channel, ordered by `seq`, appended before the acknowledgement, trimmed after the
-/// store has the messages.
+/// per channel, ordered by `seq`, appended before the acknowledgement, trimmed only through
+/// what the store has.
+///
+/// De-duplication: a message's `(sender, client_msg_id)` is remembered while the message is
+/// in the log; once trimmed, the store answers (its unique index). `storedThrough` closes the
+/// window between the two: the store's highest `seq` when the caller asked it.
 public protocol MessageLog: Sendable {
-    /// Appends `message` if `holder` holds the channel's lease, the `client_msg_id` is new,
-    /// and `seq` is above the last: one round trip.
-    func append(_ message: MessageView, holder: String) async throws -> LogAppendOutcome
-    /// Entries with `seq > after`, oldest first, at most `limit`.
-    func entries(channel: String, after: Int64, limit: Int) async throws -> [MessageView]
+    /// Appends `message` if `holder` holds the channel's lease, the sender's `client_msg_id`
+    /// is new, and `seq` is above the last: one round trip.
+    func append(_ message: MessageView, holder: String, storedThrough: Int64) async throws -> LogAppendOutcome
+    /// Entries with `after < seq <= through`, oldest first, at most `limit`.
+    func entries(channel: String, after: Int64, through: Int64, limit: Int) async throws -> [MessageView]
+    /// The newest `limit` entries with `seq < before`, oldest first.
+    func entries(channel: String, before: Int64, limit: Int) async throws -> [MessageView]
     /// The highest `seq` in the log, or nil when it is empty.
     func lastSeq(channel: String) async throws -> Int64?
-    /// Drops, in each channel, the entries with `seq` up to the one given (they are in the
-    /// store): one round trip for a whole batch's channels.
+    /// Drops, in each channel, the entries with `seq` up to the one given (the store has every
+    /// one of them) and forgets their `client_msg_id`s: one round trip for a batch's channels.
     func trim(through: [String: Int64]) async throws
+}
+
+extension MessageLog {
+    public func entries(channel: String, after: Int64, limit: Int) async throws -> [MessageView] {
+        try await entries(channel: channel, after: after, through: .max, limit: limit)
+    }
 }

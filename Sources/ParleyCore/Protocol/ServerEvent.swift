@@ -26,6 +26,10 @@ public struct MessageView: Sendable, Hashable {
         self.deletedAt = deletedAt
     }
 
+    /// The de-duplication key of a message sent with a `client_msg_id`: the id is the
+    /// sender's own, so two senders may use the same one.
+    public var dedupeField: String? { clientMessageID.map { "\(userID):\($0)" } }
+
     public var json: JSONValue {
         var members: [String: JSONValue] = [
             "id": .string(id), "channel_id": .string(channelID), "seq": .int(seq), "user_id": .string(userID),

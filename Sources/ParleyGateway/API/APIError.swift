@@ -19,6 +19,11 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     static let unauthorized = APIError(.unauthorized, "unauthorized", "a valid bearer token is required")
+    /// A backend failure: clients see this generic answer, the detail goes to the log.
+    static let unavailable = APIError(.serviceUnavailable, "unavailable", "temporarily unavailable; retry shortly")
+
+    /// The same error naming the request id under which its detail was logged.
+    func withRequestID(_ id: String) -> APIError { APIError(status, code, "\(message) (request \(id))") }
 
     /// The API form of errors from below.
     static func from(_ error: any Error) -> APIError {
@@ -37,11 +42,11 @@ public struct APIError: HTTPResponseError, Sendable {
             case .notAMember: .forbidden
             case .notFound: .notFound
             case .forbidden: .forbidden
-            case .notOwner, .unavailable: .serviceUnavailable
+            case .notOwner, .unavailable, .gap: .serviceUnavailable
             }
-            return APIError(status, error.reason, error.description)
+            return status == .serviceUnavailable ? .unavailable : APIError(status, error.reason, error.description)
         default:
-            return APIError(.serviceUnavailable, "unavailable", "a backend did not answer; retry shortly")
+            return .unavailable
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import ParleyCore
 import ParleyRuntime
@@ -22,7 +23,15 @@ struct APIRoutes: Sendable {
     }
 
     private func handle(_ body: () async throws -> JSONResponse) async throws -> JSONResponse {
-        do { return try await body() } catch { throw APIError.from(error) }
+        do {
+            return try await body()
+        } catch {
+            let answer = APIError.from(error)
+            guard answer.code == "unavailable" else { throw answer }
+            let id = String(UUID().uuidString.prefix(8)).lowercased()
+            node.logger.warning("API request failed", metadata: ["request_id": "\(id)", "error": "\(error)"])
+            throw answer.withRequestID(id)
+        }
     }
 
     // MARK: Accounts
@@ -123,8 +132,7 @@ struct APIRoutes: Sendable {
             "limit": try number("limit").map { .int($0) } ?? .null,
         ]), limits: node.limits)
         guard case .loadHistory(let before, let after, let limit) = command else { throw ChannelError.notFound("history") }
-        let server = try await node.channels.server(for: channel)
-        guard await server.isMember(user) else { throw ChannelError.notAMember }
+        let server = try await node.channels.server(for: channel, member: user)
         return JSONResponse(["messages": .array(try await server.history(before: before, after: after, limit: limit).map(\.json))])
     }
 
@@ -136,7 +144,7 @@ struct APIRoutes: Sendable {
                                                                                      limits: node.limits) else {
             throw ChannelError.notFound("message")
         }
-        let server = try await node.channels.server(for: channel)
+        let server = try await node.channels.server(for: channel, member: user)
         let message = try await server.post(userID: user, body: text, clientMessageID: clientID, threadRootID: root)
         return JSONResponse(["message": message.json], status: .created)
     }

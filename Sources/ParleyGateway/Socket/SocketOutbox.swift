@@ -22,6 +22,8 @@ final class SocketOutbox: FrameSubscriber {
     private let received = Atomic<Int64>(SystemClock().now().nanoseconds)
     /// The channel's WebSocket frame encoder, found on first use (on the channel's loop).
     private let encoder: NIOLoopBoundBox<ChannelHandlerContext?>
+    /// Told when the broadcaster closes a topic of this socket's (the session forgets it).
+    private let topicClosedHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     init(codec: PhoenixCodec, channel: any Channel, capacity: Int) {
         self.codec = codec
@@ -38,6 +40,10 @@ final class SocketOutbox: FrameSubscriber {
         encoder.value = context
         return context
     }
+
+    func whenTopicClosed(_ handler: @escaping @Sendable (String) -> Void) { topicClosedHandler.withLock { $0 = handler } }
+
+    func topicClosed(_ topic: String) { topicClosedHandler.withLock { $0 }?(topic) }
 
     /// The client sent a frame.
     func touch() { received.store(SystemClock().now().nanoseconds, ordering: .relaxed) }

@@ -26,6 +26,16 @@ actor SocketSession {
         self.socketUser = user
         outbox = SocketOutbox(codec: codec, channel: channel, capacity: node.configuration.outboxCapacity)
         bucket = TokenBucket(capacity: 30, refillPerSecond: 10, now: SystemClock().now())
+        outbox.whenTopicClosed { [weak self] topic in
+            guard let self else { return }
+            Task { await self.forget(topic) }
+        }
+    }
+
+    /// The broadcaster closed `topic` (its channel stopped, `phx_error` sent): the socket is
+    /// no longer joined to it until it joins again, as in Phoenix.
+    private func forget(_ topic: String) {
+        joined[topic] = nil
     }
 
     func receive(text: [UInt8]) async {
@@ -110,21 +120,32 @@ actor SocketSession {
             return
         }
         if joined[frame.topic] != nil { leave(frame, silently: true) }
+        let server: ChannelServer
         do {
-            let server = try await node.channels.server(for: channel)
-            guard await server.isMember(user) else { throw ChannelError.notAMember }
-            joined[frame.topic] = (frame.joinRef, channel, user)
+            server = try await node.channels.server(for: channel, member: user)
             let lastRead = try await node.directory.lastRead(channel, user: user)
             let current = await server.currentSeq
+            joined[frame.topic] = (frame.joinRef, channel, user)
             outbox.send(.reply(to: frame, status: "ok", response: [
                 "last_seq": .int(current), "last_read_seq": .int(lastRead), "unread": .int(max(0, current - lastRead)),
             ]))
             node.metrics.joins.increment()
+        } catch {
+            reply(to: frame, error: error)
+            return
+        }
+        // Joined: the catch-up follows the reply. If it cannot complete, the channel errors
+        // (Phoenix clients rejoin with their last seq), never silence.
+        do {
             try await server.attach(outbox, to: node.broadcaster, after: request.lastSeq)
         } catch {
             joined[frame.topic] = nil
             node.broadcaster.unsubscribe(outbox, from: frame.topic)
-            reply(to: frame, error: error)
+            node.metrics.errorReplies.increment()
+            logProblem(error, topic: frame.topic)
+            var error = PhoenixFrame(joinRef: frame.joinRef, ref: frame.joinRef, topic: frame.topic, event: "phx_error", json: [:])
+            error.refsAreIntegers = frame.refsAreIntegers
+            outbox.send(error)
         }
     }
 
@@ -163,8 +184,7 @@ actor SocketSession {
         }
         do {
             let channel = try PayloadReader(frame.json).id("channel_id")
-            let server = try await node.channels.server(for: channel)
-            guard await server.isMember(user) else { throw ChannelError.notAMember }
+            let server = try await node.channels.server(for: channel, member: user)
             guard try await server.contains(messageID: root) else { throw ChannelError.notFound("message \(root)") }
             threads.insert(frame.topic)
             node.broadcaster.subscribe(outbox, to: frame.topic)
@@ -219,7 +239,7 @@ actor SocketSession {
         }
         do {
             let command = try ChannelCommand(event: frame.event, payload: frame.json, limits: node.limits)
-            let server = try await node.channels.server(for: membership.channel)
+            let server = try await node.channels.server(for: membership.channel, member: membership.user)
             switch command {
             case .newMessage(let body, let clientID, let root):
                 let message = try await server.post(userID: membership.user, body: body, clientMessageID: clientID, threadRootID: root)
@@ -232,10 +252,8 @@ actor SocketSession {
                 await server.setTyping(membership.user, command == .typingStart)
                 outbox.send(.reply(to: frame, status: "ok", response: [:]))
             case .markRead(let seq):
-                let current = await server.currentSeq
-                let recorded = try await node.directory.markRead(membership.channel, user: membership.user, seq: min(seq, current))
-                await server.announceRead(membership.user, seq: recorded)
-                outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(recorded), "unread": .int(max(0, current - recorded))]))
+                let (recorded, unread) = try await server.markRead(membership.user, seq: seq)
+                outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(recorded), "unread": .int(unread)]))
             case .editMessage(let id, let body):
                 let message = try await server.edit(messageID: id, by: membership.user, body: body)
                 outbox.send(.reply(to: frame, status: "ok", response: ["message": message.json]))
@@ -259,12 +277,25 @@ actor SocketSession {
         outbox.send(.errorReply(to: frame, reason: reason, message: message))
     }
 
+    /// An error reply with the error's stable reason. Backend failures reach the client as
+    /// `unavailable` with a generic message and a request id; the detail goes to the log.
     private func reply(to frame: PhoenixFrame, error: any Error) {
         switch error {
         case let error as ProtocolError: refuse(frame, reason: error.reason, message: error.description)
-        case let error as ChannelError: refuse(frame, reason: error.reason, message: error.description)
-        default: refuse(frame, reason: "unavailable", message: "\(error)")
+        case let error as ChannelError where error.reason != "unavailable":
+            refuse(frame, reason: error.reason, message: error.description)
+        default:
+            let id = logProblem(error, topic: frame.topic)
+            refuse(frame, reason: "unavailable", message: "temporarily unavailable; retry shortly (request \(id))")
         }
+    }
+
+    /// Logs a failure with a request id a client can quote; returns the id.
+    @discardableResult
+    private func logProblem(_ error: any Error, topic: String) -> String {
+        let id = String(UUID().uuidString.prefix(8)).lowercased()
+        node.logger.warning("socket request failed", metadata: ["request_id": "\(id)", "topic": "\(topic)", "error": "\(error)"])
+        return id
     }
 
     private func user(from request: JoinRequest) async -> String? {

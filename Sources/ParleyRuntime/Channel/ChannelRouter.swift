@@ -3,22 +3,31 @@ import ParleyCore
 import ServiceLifecycle
 
 /// Finds or starts the `ChannelServer` of a channel on this node: takes the channel's lease,
-/// loads its members and `seq`, and keeps the lease renewed while the server runs. A server
-/// whose lease cannot be renewed is dropped (it must not write), its sockets get `phx_error`
-/// (Phoenix clients rejoin), and the next request starts it again under a fresh lease. (The cluster's owner routing joins here later.)
+/// loads it under the lease's fence (recovering the log), and keeps the lease renewed while
+/// the server runs. Nothing starts for a user who is not a member of the channel, and at
+/// most `maximumServers` run. A server whose lease cannot be renewed is dropped (it must not
+/// write) and its topic closed with `phx_error` (Phoenix clients rejoin); the next request
+/// starts it again under a fresh lease. (The cluster's owner routing joins here later.)
 public final class ChannelRouter: Service {
     public struct Settings: Sendable {
         public var leaseTTL: Duration
         public var idleTimeout: Duration
+        public var maximumServers: Int
+        /// How often typing indicators are expired and failed appends resynced.
+        public var tick: Duration
 
-        public init(leaseTTL: Duration = .seconds(10), idleTimeout: Duration = .seconds(300)) {
+        public init(leaseTTL: Duration = .seconds(10), idleTimeout: Duration = .seconds(300), maximumServers: Int = 10_000,
+                    tick: Duration = .seconds(1)) {
             self.leaseTTL = leaseTTL
             self.idleTimeout = idleTimeout
+            self.maximumServers = maximumServers
+            self.tick = tick
         }
     }
 
     public let identity: NodeIdentity
     private let leases: any LeaseStore
+    private let directory: any Directory
     private let settings: Settings
     private let registry: ServiceRegistry<String, ChannelServer>
     private let publisher: any EventPublisher
@@ -29,29 +38,46 @@ public final class ChannelRouter: Service {
                 settings: Settings = Settings(), logger: Logger = Logger(label: "parley.channels")) {
         self.identity = identity
         self.leases = leases
+        self.directory = directory
         self.settings = settings
         self.publisher = publisher
         self.logger = logger
         let holder = identity.description
-        registry = ServiceRegistry(policy: .transient, idleTimeout: settings.idleTimeout, start: { channel in
-            guard try await leases.acquire(.channel(channel), holder: holder, ttl: settings.leaseTTL) != nil else {
+        registry = ServiceRegistry(policy: .transient, idleTimeout: settings.idleTimeout, maximum: settings.maximumServers, start: { channel in
+            guard let fence = try await leases.acquire(.channel(channel), holder: holder, ttl: settings.leaseTTL) else {
                 throw ChannelError.unavailable("channel \(channel) is owned elsewhere; retry shortly")
             }
             do {
-                return try await ChannelServer.load(channelID: channel, holder: holder, members: directory.channelMembers(channel),
-                                                    log: log, store: store, sink: sink, publisher: publisher)
+                return try await ChannelServer.load(channelID: channel, holder: holder, fence: fence,
+                                                    members: directory.channelMembers(channel), log: log, store: store, sink: sink,
+                                                    publisher: publisher)
             } catch {
                 try? await leases.release(.channel(channel), holder: holder)
                 throw error
             }
         }, stop: { server in
+            await sink.forget(channel: server.channelID)
             try? await leases.release(.channel(server.channelID), holder: holder)
         })
     }
 
-    /// The running server of `channel`, started here if needed.
-    public func server(for channel: String) async throws -> ChannelServer {
-        try await registry.lookupOrStart(channel)
+    /// The running server of `channel` for `user`, a member of it; started here if needed.
+    /// Membership is checked before anything starts (no lease, fence or actor for a stranger).
+    public func server(for channel: String, member user: String) async throws -> ChannelServer {
+        if let running = await registry.lookup(channel) {
+            guard await running.isMember(user) else { throw ChannelError.notAMember }
+            return try await registry.lookupOrStart(channel)
+        }
+        guard try await backend({ try await directory.isChannelMember(channel, user: user) }) else { throw ChannelError.notAMember }
+        do {
+            let server = try await registry.lookupOrStart(channel)
+            guard await server.isMember(user) else { throw ChannelError.notAMember }
+            return server
+        } catch ServiceRegistryError.full {
+            throw ChannelError.unavailable("this node runs its maximum of \(self.settings.maximumServers) channels")
+        } catch {
+            throw try Self.wrap(error)
+        }
     }
 
     /// The server of `channel` if one runs (membership changes are applied to it).
@@ -59,14 +85,29 @@ public final class ChannelRouter: Service {
         await registry.lookup(channel)
     }
 
-    /// Renews the leases of running servers every third of the TTL, stops idle servers, and
-    /// releases everything on graceful shutdown.
+    /// Channel servers running.
+    public var runningCount: Int { get async { await registry.count } }
+
+    /// Renews the leases of running servers every third of the TTL; every tick, expires typing
+    /// indicators and resyncs servers whose append failed; stops idle servers; releases
+    /// everything on graceful shutdown.
     public func run() async throws {
-        let interval = settings.leaseTTL * (1.0 / 3.0)
+        let renewEvery = settings.leaseTTL * (1.0 / 3.0)
+        let step = min(settings.tick, renewEvery)
+        var sinceRenewal = Duration.zero
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            await renewLeases()
-            await registry.stopIdle()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: step) }
+            sinceRenewal += step
+            if sinceRenewal >= renewEvery {
+                sinceRenewal = .zero
+                await renewLeases()
+                await registry.stopIdle()
+            }
+            for channel in await registry.runningKeys {
+                guard let server = await registry.lookup(channel) else { continue }
+                await server.expireTyping()
+                await server.resyncIfNeeded()
+            }
         }
         await registry.stopAll()
     }
@@ -77,9 +118,16 @@ public final class ChannelRouter: Service {
             if !renewed {
                 logger.warning("lost the lease of a channel; its server stops", metadata: ["channel": "\(channel)"])
                 _ = try? await registry.terminated(channel, abnormal: false)
-                // Joined clients rejoin, which starts the server again under a fresh lease.
-                publisher.publish(.topicError, topic: "channel:\(channel)")
+                // Subscribers get phx_error and nothing more; they rejoin, which starts the
+                // server again under a fresh lease and catches them up.
+                publisher.close("channel:\(channel)", with: .topicError)
             }
         }
+    }
+
+    private static func wrap(_ error: any Error) throws -> any Error {
+        if error is ChannelError { return error }
+        if case StoreError.staleFence = error { return ChannelError.notOwner }
+        return ChannelError.unavailable("\(error)")
     }
 }

@@ -2,21 +2,21 @@ import ParleyCore
 
 extension ChannelServer {
     /// Subscribes `subscriber` to the channel after delivering, in order, every message since
-    /// `seq` (nil: live messages only). No gap and no duplicate: pages are read (from the
-    /// store or log, which may suspend) until the recent cache covers the rest; then, in one
-    /// step of this actor, the rest is delivered from the cache and the subscription made, so
-    /// every later message reaches the subscriber exactly once, live.
+    /// `seq` (nil: live messages only). No gap and no duplicate: pages are read (from the log
+    /// and store, which may suspend) up to the `seq` current at each read, until the recent
+    /// cache covers the rest; then, in one step of this actor, the rest is delivered from the
+    /// cache and the subscription made, so every later message reaches the subscriber exactly
+    /// once, live. A message that cannot be read fails the attach (`gap`), never silently.
     public func attach(_ subscriber: any FrameSubscriber, to broadcaster: Broadcaster, after seq: Int64?) async throws {
-        var delivered = seq ?? currentSeq
+        var delivered = min(seq ?? currentSeq, currentSeq)
         while delivered < currentSeq && !cacheCovers(after: delivered) {
             let page = try await messages(after: delivered, limit: 500)
-            guard let last = page.last else { break }
             for message in page {
                 guard await subscriber.deliverWhenReady(frame(message, for: subscriber)) else {
                     throw ChannelError.unavailable("the client went away")
                 }
             }
-            delivered = last.seq
+            delivered = page.last!.seq
         }
         for message in recent where message.seq > delivered {
             guard subscriber.deliver(frame(message, for: subscriber)) else {

@@ -6,47 +6,73 @@ import ParleyCore
 /// writes each message to the durable log before acknowledging it, publishes it once, and
 /// hands it to the buffer for PostgreSQL.
 ///
+/// It runs only under the channel's lease, and everything it writes to the store carries the
+/// lease's fence. Loading it first recovers the log: every entry above the store's last `seq`
+/// is written to the store (a dead or stopped owner's tail), then the log is trimmed.
+///
 /// Appends are strictly one at a time (a FIFO turn inside the actor), so `seq`s reach the log
-/// in order and leave no holes. After a failed append the next one re-reads the log's last
-/// `seq` first: a failure in flight may or may not have been written.
+/// in order and leave no holes. After a failed append the next turn first adopts whatever
+/// the log holds above the last known `seq` (the failure may have been written): those
+/// messages are published and queued for the store like any other.
 public actor ChannelServer {
     public nonisolated let channelID: String
     /// This node's incarnation: the lease holder the log checks.
     public nonisolated let holder: String
-    private let log: any MessageLog
-    private let store: any MessageStore
+    /// The fence of the lease this server runs under; the store refuses older ones.
+    public nonisolated let fence: Int64
+    let log: any MessageLog
+    let store: any MessageStore
     private let sink: any MessageSink
     private let publisher: any EventPublisher
     private let clock: any ParleyClock
     private var members: Set<String>
     private var lastSeq: Int64
     private var needsResync = false
-    /// The recent messages, oldest first (read by the attach extension).
-    private(set) var recent: Deque<MessageView> = []
+    /// The recent messages, oldest first, as edited (read by the attach and read extensions).
+    var recent: Deque<MessageView> = []
     private let recentLimit: Int
     private var typing: TypingTracker
     private var appending = false
     private var turnWaiters: Deque<CheckedContinuation<Void, Never>> = []
+    /// Posts whose `client_msg_id` the store could not be asked about (it was down).
+    public private(set) var uncheckedDuplicates = 0
 
     public var topic: String { "channel:\(channelID)" }
 
-    /// Loads the channel: `seq` continues from the higher of the store and the log.
-    public static func load(channelID: String, holder: String, members: Set<String>, log: any MessageLog,
+    /// Loads the channel under the lease `fence`: claims it in the store, recovers the log's
+    /// tail into the store, and continues the `seq` from there.
+    public static func load(channelID: String, holder: String, fence: Int64, members: Set<String>, log: any MessageLog,
                             store: any MessageStore, sink: any MessageSink, publisher: any EventPublisher,
                             clock: any ParleyClock = SystemClock(), recentLimit: Int = 100,
                             typingTimeout: Duration = .seconds(5)) async throws -> ChannelServer {
-        let stored = try await store.lastSeq(channel: channelID)
-        let logged = try await log.lastSeq(channel: channelID) ?? 0
-        return ChannelServer(channelID: channelID, holder: holder, members: members, lastSeq: max(stored, logged), log: log,
+        guard try await store.claim(channel: channelID, fence: fence) else { throw ChannelError.notOwner }
+        let recovered = try await recover(channelID, fence: fence, log: log, store: store)
+        await sink.persisted(channel: channelID, through: recovered)
+        return ChannelServer(channelID: channelID, holder: holder, fence: fence, members: members, lastSeq: recovered, log: log,
                              store: store, sink: sink, publisher: publisher, clock: clock, recentLimit: recentLimit,
                              typing: TypingTracker(timeout: typingTimeout))
     }
 
-    private init(channelID: String, holder: String, members: Set<String>, lastSeq: Int64, log: any MessageLog,
+    /// Writes every log entry above the store's last `seq` into the store, then trims the log;
+    /// returns the channel's last `seq`.
+    static func recover(_ channel: String, fence: Int64, log: any MessageLog, store: any MessageStore) async throws -> Int64 {
+        var stored = try await store.lastSeq(channel: channel)
+        while true {
+            let page = try await log.entries(channel: channel, after: stored, limit: 500)
+            guard let last = page.last else { break }
+            guard try await store.insert(page, fences: [channel: fence]).isEmpty else { throw ChannelError.notOwner }
+            stored = last.seq
+        }
+        if stored > 0 { try await log.trim(through: [channel: stored]) }
+        return stored
+    }
+
+    private init(channelID: String, holder: String, fence: Int64, members: Set<String>, lastSeq: Int64, log: any MessageLog,
                  store: any MessageStore, sink: any MessageSink, publisher: any EventPublisher, clock: any ParleyClock,
                  recentLimit: Int, typing: TypingTracker) {
         self.channelID = channelID
         self.holder = holder
+        self.fence = fence
         self.members = members
         self.lastSeq = lastSeq
         self.log = log
@@ -65,100 +91,97 @@ public actor ChannelServer {
     public func removeMember(_ user: String) { members.remove(user) }
 
     /// Accepts a message: returns it with its `seq` and `id` once it is in the durable log.
-    /// A repeated `clientMessageID` returns the message first accepted, and stores nothing.
+    /// A repeated `client_msg_id` of the same sender returns the message first accepted, and
+    /// stores nothing.
     public func post(userID: String, body: String, clientMessageID: String?, threadRootID: String? = nil) async throws -> MessageView {
         guard members.contains(userID) else { throw ChannelError.notAMember }
+        guard sink.hasRoom else { throw ChannelError.unavailable("the node's backlog of messages for the store is full") }
         if let root = threadRootID {
-            do {
-                guard try await contains(messageID: root) else { throw ChannelError.notFound("thread root \(root)") }
-            } catch let error as ChannelError {
-                throw error
-            } catch {
-                throw ChannelError.unavailable("\(error)")
-            }
+            guard try await contains(messageID: root) else { throw ChannelError.notFound("thread root \(root)") }
         }
+        // Ask the store about the client_msg_id while waiting for the turn.
+        let check = clientMessageID.map { id in Task { [store, channelID] in try await store.find(channel: channelID, user: userID, clientMessageID: id) } }
         await takeTurn()
         defer { passTurn() }
-        if needsResync {
+        try await backend { if needsResync { try await adoptLogTail() } }
+        for attempt in 0..<3 {
+            var storedThrough = Int64.max
+            if let clientMessageID, let check {
+                do {
+                    let found = attempt == 0 ? try await check.value
+                                             : try await store.find(channel: channelID, user: userID, clientMessageID: clientMessageID)
+                    if let match = found.match { return match }
+                    storedThrough = found.lastSeq
+                } catch {
+                    // The store is away: the log alone de-duplicates (it holds every message not yet stored).
+                    uncheckedDuplicates += 1
+                }
+            }
+            let message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,
+                                      body: body, threadRootID: threadRootID, clientMessageID: clientMessageID,
+                                      createdAt: clock.wallMilliseconds())
+            let outcome: LogAppendOutcome
             do {
-                lastSeq = max(lastSeq, try await log.lastSeq(channel: channelID) ?? 0)
-                needsResync = false
+                outcome = try await log.append(message, holder: holder, storedThrough: storedThrough)
             } catch {
+                // Perhaps written: the next turn adopts what the log holds.
+                needsResync = true
                 throw ChannelError.unavailable("\(error)")
             }
+            switch outcome {
+            case .appended:
+                await accept(message)
+                return message
+            case .duplicate(let seq, let id):
+                if let known = recent.first(where: { $0.id == id }) { return known }
+                var earlier = message
+                earlier.seq = seq
+                earlier.id = id
+                return earlier
+            case .notOwner:
+                throw ChannelError.notOwner
+            case .staleSeq:
+                // Someone appended behind our back: only possible after a lost lease.
+                needsResync = true
+                throw ChannelError.notOwner
+            case .recheck:
+                continue
+            }
         }
-        var message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,
-                                  body: body, threadRootID: threadRootID, clientMessageID: clientMessageID,
-                                  createdAt: clock.wallMilliseconds())
-        let outcome: LogAppendOutcome
-        do {
-            outcome = try await log.append(message, holder: holder)
-        } catch {
-            needsResync = true
-            throw ChannelError.unavailable("\(error)")
-        }
-        switch outcome {
-        case .appended:
-            lastSeq = message.seq
-        case .duplicate(let seq, let id):
-            if let known = recent.first(where: { $0.id == id }) { return known }
-            message.seq = seq
-            message.id = id
-            return message
-        case .notOwner:
-            throw ChannelError.notOwner
-        case .staleSeq:
-            // Someone appended behind our back: only possible after a lost lease.
-            needsResync = true
-            throw ChannelError.notOwner
-        }
+        throw ChannelError.unavailable("the message could not be checked for duplicates")
+    }
+
+    /// A message is in the log under `seq`: cache it, publish it, queue it for the store.
+    private func accept(_ message: MessageView) async {
+        lastSeq = message.seq
         remember(message)
-        if typing.stop(userID) {
-            publisher.publish(.typing(userID: userID, typing: false), topic: topic)
+        if typing.stop(message.userID) {
+            publisher.publish(.typing(userID: message.userID, typing: false), topic: topic)
         }
         publisher.publish(.messageCreated(message), topic: topic)
-        if let root = threadRootID {
+        if let root = message.threadRootID {
             publisher.publish(.threadReply(message), topic: "thread:\(root)")
         }
-        await sink.enqueue(message)
-        return message
+        await sink.enqueue(message, fence: fence)
     }
 
-    /// Everything after `seq`, oldest first, for a client catching up: from the cache, the
-    /// log, or the store, whichever holds it. `limit` bounds one answer; ask again for more.
-    public func messages(after seq: Int64, limit: Int) async throws -> [MessageView] {
-        if let first = recent.first, first.seq <= seq + 1 {
-            return Array(recent.filter { $0.seq > seq }.prefix(limit))
+    /// Adopts the log's entries above `lastSeq` (an append that failed after Redis wrote it).
+    private func adoptLogTail() async throws {
+        while true {
+            let tail = try await log.entries(channel: channelID, after: lastSeq, limit: 500)
+            guard !tail.isEmpty else { break }
+            for message in tail { await accept(message) }
         }
-        let upper = lastSeq
-        guard seq < upper else { return [] }
-        var found = try await store.messages(channel: channelID, seqs: (seq + 1)...upper, limit: limit)
-        let next = (found.last?.seq ?? seq)
-        if found.count < limit && next < upper {
-            found += try await log.entries(channel: channelID, after: next, limit: limit - found.count)
-        }
-        return found
+        needsResync = false
     }
 
-    /// The `limit` messages before `seq`, oldest first (history pages).
-    public func messages(before seq: Int64, limit: Int) async throws -> [MessageView] {
-        let cached = recent.filter { $0.seq < seq }
-        if let first = cached.first, cached.count >= limit || first.seq == 1 {
-            return Array(cached.suffix(limit))
-        }
-        var page = try await store.messages(channel: channelID, before: seq, limit: limit)
-        // Messages newer than the store (still in the log) complete the page.
-        let newestStored = page.last?.seq ?? 0
-        let fromLog = try await log.entries(channel: channelID, after: newestStored, limit: limit).filter { $0.seq < seq }
-        page = Array((page + fromLog).suffix(limit))
-        return page
-    }
-
-    /// A history page (`load_history`): after `after` (oldest first), before `before`, or the
-    /// newest `limit` when neither is given.
-    public func history(before: Int64?, after: Int64?, limit: Int64) async throws -> [MessageView] {
-        if let after { return try await messages(after: after, limit: Int(limit)) }
-        return try await messages(before: before ?? lastSeq + 1, limit: Int(limit))
+    /// Runs a pending resync outside a post (the router calls it on its tick), so an append
+    /// that failed ambiguously is published and stored even if nobody posts again.
+    public func resyncIfNeeded() async {
+        guard needsResync else { return }
+        await takeTurn()
+        defer { passTurn() }
+        try? await adoptLogTail()
     }
 
     /// Edits a message (its author only). The edit is acknowledged once PostgreSQL has it.
@@ -181,65 +204,82 @@ public actor ChannelServer {
         return message
     }
 
-    /// Whether message `id` belongs to this channel (cache or store).
+    /// Whether message `id` belongs to this channel (cache, store, or log).
     public func contains(messageID id: String) async throws -> Bool {
         if recent.contains(where: { $0.id == id }) { return true }
-        return try await store.message(channel: channelID, id: id) != nil
+        return try await storedMessage(id) != nil
     }
 
     /// Adds or removes `user`'s `emoji` on a message; returns emoji → who reacted.
     public func react(messageID: String, by user: String, emoji: String, present: Bool) async throws -> [String: [String]] {
         guard members.contains(user) else { throw ChannelError.notAMember }
-        let message: MessageView
-        if let cached = recent.first(where: { $0.id == messageID }) {
-            // Possibly not in PostgreSQL yet: reactions reference the row, so write it first.
-            message = cached
-            do { try await store.upsert(cached) } catch { throw ChannelError.unavailable("\(error)") }
-        } else if let stored = try await store.message(channel: channelID, id: messageID) {
-            message = stored
-        } else {
+        guard let message = try await storedMessage(messageID), message.deletedAt == nil else {
             throw ChannelError.notFound("message \(messageID)")
         }
-        guard message.deletedAt == nil else { throw ChannelError.notFound("message \(messageID)") }
-        let reactions: [String: [String]]
-        do {
-            reactions = try await store.react(messageID: messageID, user: user, emoji: emoji, present: present)
-        } catch {
-            throw ChannelError.unavailable("\(error)")
+        let reactions = try await backend {
+            try await store.react(channel: channelID, messageID: message.id, user: user, emoji: emoji, present: present, fence: fence)
         }
         publisher.publish(present ? .reactionAdded(messageID: messageID, userID: user, emoji: emoji)
                                   : .reactionRemoved(messageID: messageID, userID: user, emoji: emoji), topic: topic)
         return reactions
     }
 
+    /// Records that `user` read up to `seq` (at most the current one) and announces it;
+    /// returns the recorded `seq` and how many are unread after it.
+    public func markRead(_ user: String, seq: Int64) async throws -> (seq: Int64, unread: Int64) {
+        guard members.contains(user) else { throw ChannelError.notAMember }
+        let current = lastSeq
+        let recorded = try await backend {
+            try await store.markRead(channel: channelID, user: user, seq: min(seq, current), fence: fence)
+        }
+        publisher.publish(.readReceipt(userID: user, seq: recorded), topic: topic)
+        return (recorded, max(0, current - recorded))
+    }
+
     private func authored(_ id: String, by user: String) async throws -> MessageView {
         guard members.contains(user) else { throw ChannelError.notAMember }
-        let found: MessageView?
-        if let cached = recent.first(where: { $0.id == id }) {
-            found = cached
-        } else {
-            found = try await store.message(channel: channelID, id: id)
-        }
-        guard let message = found, message.deletedAt == nil else { throw ChannelError.notFound("message \(id)") }
+        guard let message = try await storedMessage(id), message.deletedAt == nil else { throw ChannelError.notFound("message \(id)") }
         guard message.userID == user else { throw ChannelError.forbidden("only the author can change a message") }
         return message
     }
 
-    private func save(_ message: MessageView) async throws {
-        do {
-            try await store.upsert(message)
-        } catch {
-            throw ChannelError.unavailable("\(error)")
+    /// Message `id` as it is now, made sure to be in the store with every message before it
+    /// (so changing it leaves no hole in the store and the log holds no stale copy).
+    private func storedMessage(_ id: String) async throws -> MessageView? {
+        if let cached = recent.first(where: { $0.id == id }) {
+            try await persist(through: cached.seq)
+            return recent.first(where: { $0.id == id })
         }
+        guard UUID(uuidString: id) != nil else { return nil }
+        if let stored = try await backend({ try await store.message(channel: channelID, id: id) }) { return stored }
+        // Older than the cache and not stored yet: store the log, then look again.
+        try await persist(through: lastSeq)
+        return try await backend { try await store.message(channel: channelID, id: id) }
+    }
+
+    /// Writes the log's entries through `seq` into the store (fenced), then trims them.
+    private func persist(through seq: Int64) async throws {
+        try await backend {
+            var stored = try await store.lastSeq(channel: channelID)
+            guard stored < seq else { return }
+            while stored < seq {
+                let page = try await log.entries(channel: channelID, after: stored, through: seq, limit: 500)
+                guard let last = page.last else { throw ChannelError.gap((stored + 1)...seq) }
+                guard try await store.insert(page, fences: [channelID: fence]).isEmpty else { throw ChannelError.notOwner }
+                stored = last.seq
+            }
+            try await log.trim(through: [channelID: stored])
+            await sink.persisted(channel: channelID, through: stored)
+        }
+    }
+
+    private func save(_ message: MessageView) async throws {
+        let found = try await backend { try await store.update(message, fence: fence) }
+        guard found else { throw ChannelError.notFound("message \(message.id)") }
         if let index = recent.firstIndex(where: { $0.id == message.id }) { recent[index] = message }
     }
 
-    /// Announces that `user` has read up to `seq` (already recorded by the caller).
-    public func announceRead(_ user: String, seq: Int64) {
-        publisher.publish(.readReceipt(userID: user, seq: seq), topic: topic)
-    }
-
-    /// A typing signal; broadcasts only changes. Call `expireTyping` on the tracker's deadline.
+    /// A typing signal; broadcasts only changes. `expireTyping` ends the silent ones.
     public func setTyping(_ user: String, _ isTyping: Bool) async {
         guard members.contains(user) else { return }
         let changed = isTyping ? typing.start(user, at: clock.now()) : typing.stop(user)
@@ -253,7 +293,6 @@ public actor ChannelServer {
     }
 
     public var nextTypingDeadline: Moment? { typing.nextDeadline }
-
 
     private func remember(_ message: MessageView) {
         recent.append(message)
@@ -270,5 +309,19 @@ public actor ChannelServer {
 
     private func passTurn() {
         if let next = turnWaiters.popFirst() { next.resume() } else { appending = false }
+    }
+}
+
+/// Runs a backend call: a refused fence means another node owns the channel now; any other
+/// failure of a backend is `unavailable`.
+func backend<R>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R) async throws -> R {
+    do {
+        return try await body()
+    } catch let error as ChannelError {
+        throw error
+    } catch StoreError.staleFence {
+        throw ChannelError.notOwner
+    } catch {
+        throw ChannelError.unavailable("\(error)")
     }
 }

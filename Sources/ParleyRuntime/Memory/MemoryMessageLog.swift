@@ -1,36 +1,43 @@
 import ParleyCore
 import Synchronization
 
-/// `MessageLog` in memory, checking the holder against a `LeaseStore` as the Redis script does.
+/// `MessageLog` in memory, checking the holder against a `LeaseStore` and de-duplicating as
+/// the Redis scripts do.
 public final class MemoryMessageLog: MessageLog {
     private struct Channel {
         var entries: [MessageView] = []
         var lastSeq: Int64 = 0
-        var clientIDs: [String: (seq: Int64, id: String)] = [:]
+        var trimmedThrough: Int64 = 0
+        var dedupe: [String: (seq: Int64, id: String)] = [:]
     }
     private let leases: any LeaseStore
     private let channels = Mutex<[String: Channel]>([:])
 
     public init(leases: any LeaseStore) { self.leases = leases }
 
-    public func append(_ message: MessageView, holder: String) async throws -> LogAppendOutcome {
+    public func append(_ message: MessageView, holder: String, storedThrough: Int64) async throws -> LogAppendOutcome {
         guard try await leases.holder(of: .channel(message.channelID)) == holder else { return .notOwner }
         return channels.withLock { channels in
             var channel = channels[message.channelID] ?? Channel()
             defer { channels[message.channelID] = channel }
-            if let clientID = message.clientMessageID, let prior = channel.clientIDs[clientID] {
-                return .duplicate(seq: prior.seq, id: prior.id)
+            if let field = message.dedupeField {
+                if let prior = channel.dedupe[field] { return .duplicate(seq: prior.seq, id: prior.id) }
+                if channel.trimmedThrough > storedThrough { return .recheck }
             }
             guard message.seq > channel.lastSeq else { return .staleSeq }
             channel.entries.append(message)
             channel.lastSeq = message.seq
-            if let clientID = message.clientMessageID { channel.clientIDs[clientID] = (message.seq, message.id) }
+            if let field = message.dedupeField { channel.dedupe[field] = (message.seq, message.id) }
             return .appended
         }
     }
 
-    public func entries(channel: String, after: Int64, limit: Int) async throws -> [MessageView] {
-        channels.withLock { Array(($0[channel]?.entries ?? []).filter { $0.seq > after }.prefix(limit)) }
+    public func entries(channel: String, after: Int64, through: Int64, limit: Int) async throws -> [MessageView] {
+        channels.withLock { Array(($0[channel]?.entries ?? []).filter { $0.seq > after && $0.seq <= through }.prefix(limit)) }
+    }
+
+    public func entries(channel: String, before: Int64, limit: Int) async throws -> [MessageView] {
+        channels.withLock { Array(($0[channel]?.entries ?? []).filter { $0.seq < before }.suffix(limit)) }
     }
 
     public func lastSeq(channel: String) async throws -> Int64? {
@@ -39,7 +46,15 @@ public final class MemoryMessageLog: MessageLog {
 
     public func trim(through: [String: Int64]) async throws {
         channels.withLock { channels in
-            for (channel, seq) in through { channels[channel]?.entries.removeAll { $0.seq <= seq } }
+            for (id, seq) in through {
+                guard var channel = channels[id] else { continue }
+                for entry in channel.entries where entry.seq <= seq {
+                    if let field = entry.dedupeField { channel.dedupe[field] = nil }
+                }
+                channel.entries.removeAll { $0.seq <= seq }
+                channel.trimmedThrough = max(channel.trimmedThrough, seq)
+                channels[id] = channel
+            }
         }
     }
 }
