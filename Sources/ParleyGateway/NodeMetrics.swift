@@ -24,6 +24,11 @@ public final class NodeMetrics: Sendable {
     private let storeErrors: Counter
     private let pending: Gauge
     private let lag: Gauge
+    private let fencedOut: Counter
+    private let refusedFull: Counter
+    private let channelServers: Gauge
+    private let recoveryPending: Gauge
+    private let recovered: Counter
     private let lastSeen = Mutex<[String: Int]>([:])
 
     public init(identity: NodeIdentity) {
@@ -42,6 +47,11 @@ public final class NodeMetrics: Sendable {
         storeErrors = registry.makeCounter(descriptor: Self.name("buffer_errors_total", unit: "", help: "Failed PostgreSQL batch writes"))
         pending = registry.makeGauge(descriptor: Self.name("buffer_pending", unit: "", help: "Messages waiting for PostgreSQL"))
         lag = registry.makeGauge(descriptor: Self.name("buffer_lag", unit: "milliseconds", help: "Age of the oldest message not yet in PostgreSQL"))
+        fencedOut = registry.makeCounter(descriptor: Self.name("buffer_fenced_out_total", unit: "", help: "Rows refused by PostgreSQL because another node owns their channel now"))
+        refusedFull = registry.makeCounter(descriptor: Self.name("buffer_refused_full_total", unit: "", help: "Messages refused (unavailable) because the backlog for PostgreSQL was full"))
+        channelServers = registry.makeGauge(descriptor: Self.name("channel_servers", unit: "", help: "Channel servers running on this node"))
+        recoveryPending = registry.makeGauge(descriptor: Self.name("recovery_pending_channels", unit: "", help: "Channels whose log holds entries still to recover into PostgreSQL"))
+        recovered = registry.makeCounter(descriptor: Self.name("recovered_channels_total", unit: "", help: "Channels whose log tail this node recovered into PostgreSQL"))
         registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
     }
 
@@ -50,9 +60,15 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Reads the services' stats and renders the registry in the Prometheus text format.
-    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, postgres: PostgresClient) async -> [UInt8] {
+    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, channels: ChannelRouter, postgres: PostgresClient) async -> [UInt8] {
         let broadcast = broadcaster.stats()
         let stored = await buffer.stats()
+        let recovery = channels.recoveryStats
+        advance(fencedOut, "fenced_out", to: stored.fencedOut)
+        advance(refusedFull, "refused_full", to: stored.refusedFull)
+        advance(recovered, "recovered", to: recovery.recovered)
+        recoveryPending.set(to: Double(recovery.pending))
+        channelServers.set(to: Double(await channels.runningCount))
         advance(published, "published", to: broadcast.published)
         advance(deliveries, "deliveries", to: broadcast.deliveries)
         advance(dropped, "dropped", to: broadcast.dropped)
@@ -81,7 +97,8 @@ struct MetricsRoutes: Sendable {
 
     func register(on router: Router<some RequestContext>) {
         router.get("metrics") { _, _ in
-            let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer, postgres: node.backends.postgres)
+            let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer, channels: node.channels,
+                                                  postgres: node.backends.postgres)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }

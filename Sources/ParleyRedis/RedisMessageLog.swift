@@ -58,6 +58,27 @@ public struct RedisMessageLog: MessageLog {
         if let error = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.reply(error) }
     }
 
+    public func channelsWithEntries() async throws -> [String] {
+        let pattern = keys.log(channel: "*")
+        let head = pattern.replacingOccurrences(of: "{*}", with: "{")
+        var cursor = "0"
+        var found: [String] = []
+        repeat {
+            let reply = try await client.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError.unexpectedReply("SCAN answered \(reply)")
+            }
+            cursor = next
+            let names = parts[1].array?.compactMap(\.string) ?? []
+            guard !names.isEmpty else { continue }
+            let lengths = try await client.pipeline(names.map { RedisCommand("XLEN", [$0]) })
+            for (name, length) in zip(names, lengths) where (length.int ?? 0) > 0 && name.hasPrefix(head) {
+                found.append(String(name.dropFirst(head.count).dropLast()))
+            }
+        } while cursor != "0"
+        return found
+    }
+
     /// Messages from an `XRANGE` reply: entries `[id, ['m', json, …]]`.
     static func messages(_ reply: RedisValue) throws -> [MessageView] {
         try (reply.array ?? []).map { entry in

@@ -33,6 +33,9 @@ public protocol MessageLog: Sendable {
     /// Drops, in each channel, the entries with `seq` up to the one given (the store has every
     /// one of them) and forgets their `client_msg_id`s: one round trip for a batch's channels.
     func trim(through: [String: Int64]) async throws
+    /// The channels whose log holds entries (the store may lack them): what a node recovers
+    /// after a crash.
+    func channelsWithEntries() async throws -> [String]
 }
 
 extension MessageLog {

@@ -1,6 +1,7 @@
 import Logging
 import ParleyCore
 import ServiceLifecycle
+import Synchronization
 
 /// Finds or starts the `ChannelServer` of a channel on this node: takes the channel's lease,
 /// loads it under the lease's fence (recovering the log), and keeps the lease renewed while
@@ -15,13 +16,16 @@ public final class ChannelRouter: Service {
         public var maximumServers: Int
         /// How often typing indicators are expired and failed appends resynced.
         public var tick: Duration
+        /// How often the logs are swept for channels to recover (sooner while some remain).
+        public var recoverySweep: Duration
 
         public init(leaseTTL: Duration = .seconds(10), idleTimeout: Duration = .seconds(300), maximumServers: Int = 10_000,
-                    tick: Duration = .seconds(1)) {
+                    tick: Duration = .seconds(1), recoverySweep: Duration = .seconds(30)) {
             self.leaseTTL = leaseTTL
             self.idleTimeout = idleTimeout
             self.maximumServers = maximumServers
             self.tick = tick
+            self.recoverySweep = recoverySweep
         }
     }
 
@@ -31,7 +35,10 @@ public final class ChannelRouter: Service {
     private let settings: Settings
     private let registry: ServiceRegistry<String, ChannelServer>
     private let publisher: any EventPublisher
+    private let log: any MessageLog
+    private let store: any MessageStore
     private let logger: Logger
+    private let recovery = Mutex<(pending: Int, recovered: Int)>((0, 0))
 
     public init(identity: NodeIdentity, leases: any LeaseStore, log: any MessageLog, store: any MessageStore,
                 directory: any Directory, sink: any MessageSink, publisher: any EventPublisher,
@@ -41,6 +48,8 @@ public final class ChannelRouter: Service {
         self.directory = directory
         self.settings = settings
         self.publisher = publisher
+        self.log = log
+        self.store = store
         self.logger = logger
         let holder = identity.description
         registry = ServiceRegistry(policy: .transient, idleTimeout: settings.idleTimeout, maximum: settings.maximumServers, start: { channel in
@@ -88,15 +97,58 @@ public final class ChannelRouter: Service {
     /// Channel servers running.
     public var runningCount: Int { get async { await registry.count } }
 
+    /// Channels found with log entries to recover (held by a lease not yet expired, or failed),
+    /// and channels recovered so far.
+    public var recoveryStats: (pending: Int, recovered: Int) { recovery.withLock { $0 } }
+
+    /// Recovers the channels whose log holds entries but whose server runs nowhere here (a
+    /// crashed node's channels nobody has touched since): takes each free lease, writes the
+    /// log's tail into the store under its fence, trims, and releases. A lease still held (by
+    /// the dead incarnation, until it expires) is tried again on the next sweep. Returns how
+    /// many channels remain.
+    @discardableResult
+    public func recoverOrphans() async -> Int {
+        guard let channels = try? await log.channelsWithEntries() else { return recoveryStats.pending }
+        let holder = identity.description
+        var remaining = 0, recovered = 0
+        for channel in channels where await registry.lookup(channel) == nil {
+            guard let fence = try? await leases.acquire(.channel(channel), holder: holder, ttl: settings.leaseTTL) else {
+                remaining += 1
+                continue
+            }
+            do {
+                if try await store.claim(channel: channel, fence: fence) {
+                    _ = try await ChannelServer.recover(channel, fence: fence, log: log, store: store)
+                    recovered += 1
+                } else {
+                    logger.error("cannot recover a channel: the store names a newer owner", metadata: ["channel": "\(channel)"])
+                }
+            } catch {
+                remaining += 1
+                logger.warning("recovering a channel's log failed; retrying", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            }
+            try? await leases.release(.channel(channel), holder: holder)
+        }
+        if recovered > 0 { logger.info("recovered channels' logs into the store", metadata: ["channels": "\(recovered)"]) }
+        recovery.withLock { $0 = (remaining, $0.recovered + recovered) }
+        return remaining
+    }
+
     /// Renews the leases of running servers every third of the TTL; every tick, expires typing
-    /// indicators and resyncs servers whose append failed; stops idle servers; releases
-    /// everything on graceful shutdown.
+    /// indicators and resyncs servers whose append failed; sweeps for channels to recover (at
+    /// start, then every `recoverySweep`, or every half TTL while some remain); stops idle
+    /// servers; releases everything on graceful shutdown.
     public func run() async throws {
         let renewEvery = settings.leaseTTL * (1.0 / 3.0)
         let step = min(settings.tick, renewEvery)
         var sinceRenewal = Duration.zero
+        var untilSweep = Duration.zero
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if untilSweep <= .zero {
+                untilSweep = await recoverOrphans() > 0 ? settings.leaseTTL * 0.5 : settings.recoverySweep
+            }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: step) }
+            untilSweep -= step
             sinceRenewal += step
             if sinceRenewal >= renewEvery {
                 sinceRenewal = .zero

@@ -44,6 +44,10 @@ public final class MemoryMessageLog: MessageLog {
         channels.withLock { $0[channel]?.entries.last?.seq }
     }
 
+    public func channelsWithEntries() async throws -> [String] {
+        channels.withLock { $0.filter { !$0.value.entries.isEmpty }.map(\.key).sorted() }
+    }
+
     public func trim(through: [String: Int64]) async throws {
         channels.withLock { channels in
             for (id, seq) in through {
