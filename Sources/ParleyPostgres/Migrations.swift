@@ -145,6 +145,8 @@ public struct PostgresMigrator: Sendable {
         var applied: [Int] = []
         for migration in migrations.sorted(by: { $0.version < $1.version }) {
             let ran = try await client.transaction { transaction in
+                // A migration may take longer than the statement timeout of the node's connections.
+                try await transaction.simpleQuery("SET LOCAL statement_timeout = 0")
                 try await transaction.query("SELECT pg_advisory_xact_lock($1)", Self.lockKey)
                 try await transaction.simpleQuery("""
                     CREATE TABLE IF NOT EXISTS parley_migrations (

@@ -10,12 +10,14 @@ public struct PostgresConfiguration: Sendable, Hashable {
     public var connectTimeout: Duration
     /// When set, every connection runs `SET search_path` to it (tests use one schema each).
     public var searchPath: String?
+    /// The server cancels a statement running longer than this (`statement_timeout`); nil: no limit.
+    public var statementTimeout: Duration?
     public var reconnectBackoff: Backoff
     /// `host:port/database`, for messages (never the password).
     public let endpoint: String
 
     public init(url: String, poolSize: Int = 4, connectTimeout: Duration = .seconds(3), searchPath: String? = nil,
-                reconnectBackoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))) throws {
+                statementTimeout: Duration? = .seconds(10), reconnectBackoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))) throws {
         var error: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(url, &error) else {
             let reason = error.map { String(cString: $0).trimmingTrailingNewlines } ?? "unparsable"
@@ -33,6 +35,7 @@ public struct PostgresConfiguration: Sendable, Hashable {
         self.poolSize = poolSize
         self.connectTimeout = connectTimeout
         self.searchPath = searchPath
+        self.statementTimeout = statementTimeout
         self.reconnectBackoff = reconnectBackoff
         self.endpoint = "\(values["host"] ?? values["hostaddr"] ?? "localhost"):\(values["port"] ?? "5432")/\(values["dbname"] ?? values["user"] ?? "")"
     }

@@ -41,6 +41,9 @@ final class PostgresConnection: PooledConnection, @unchecked Sendable {
         }
         let connection = PostgresConnection(connection: raw, endpoint: configuration.endpoint)
         var setup = "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET bytea_output = 'hex'; SET client_min_messages = 'warning';"
+        if let limit = configuration.statementTimeout {
+            setup += " SET statement_timeout = \(max(1, limit.milliseconds));"
+        }
         if let path = configuration.searchPath {
             setup += " SET search_path TO \"\(path.replacingOccurrences(of: "\"", with: "\"\""))\";"
         }

@@ -17,7 +17,8 @@ public struct Backends: Sendable {
     public static func connect(_ configuration: NodeConfiguration, logger: Logger) throws -> Backends {
         let redisConfiguration = try RedisConfiguration(url: configuration.redisURL, poolSize: configuration.redisPoolSize)
         let postgresConfiguration = try PostgresConfiguration(url: configuration.databaseURL,
-                                                              poolSize: configuration.databasePoolSize)
+                                                              poolSize: configuration.databasePoolSize,
+                                                              statementTimeout: configuration.statementTimeout)
         return Backends(redis: RedisClient(redisConfiguration, logger: logger),
                         postgres: PostgresClient(postgresConfiguration, logger: logger))
     }

@@ -39,6 +39,8 @@ public struct NodeConfiguration: Sendable {
     public var maximumPending = 100_000
     /// Channel servers one node runs at most.
     public var maximumChannels = 10_000
+    /// PostgreSQL cancels a statement of the node's running longer than this.
+    public var statementTimeout: Duration = .seconds(10)
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",

@@ -27,4 +27,18 @@ struct PostgresRestartTests {
         #expect(count == 3)
         await postgres.shutdown()
     }
+
+    /// Issue 14.8: the server cancels a statement that runs past `statement_timeout`.
+    @Test func aStatementPastTheTimeoutIsCancelled() async throws {
+        let postgres = PostgresClient(try PostgresConfiguration(url: TestServices.databaseURL, poolSize: 1,
+                                                                statementTimeout: .milliseconds(200)))
+        do {
+            try await postgres.query("SELECT pg_sleep(5)")
+            Issue.record("pg_sleep(5) ran to the end")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "57014", "query_canceled, got \(error)")
+        }
+        try await postgres.ping()
+        await postgres.shutdown()
+    }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import ParleyCore
+import Synchronization
 import Testing
 
 @Suite("Policies")
@@ -104,3 +106,31 @@ struct PolicyTests {
     }
 }
 
+
+@Suite("Time limits")
+struct TimeLimitTests {
+    /// Issue 14.8: the caller gets `TimeoutError` at the deadline even though the call it
+    /// abandons is blocked (and ignores cancellation) until long after.
+    @Test func aTimeoutAnswersWithoutWaitingForABlockedCall() async throws {
+        final class Flag: Sendable { let value = Atomic(false) }
+        let finished = Flag()
+        let blocked: @Sendable () async -> Void = {
+            await withCheckedContinuation { continuation in
+                Thread {
+                    Thread.sleep(forTimeInterval: 1.5)
+                    finished.value.store(true, ordering: .relaxed)
+                    continuation.resume()
+                }.start()
+            }
+        }
+        await #expect(throws: TimeoutError.self) { try await withTimeout(.milliseconds(50)) { await blocked() } }
+        let done = finished.value.load(ordering: .relaxed)
+        #expect(!done, "answered while the call was still blocked")
+        #expect(try await withTimeout(.seconds(5)) { 42 } == 42)
+        await #expect(throws: CancellationError.self) {
+            let task = Task { try await withTimeout(.seconds(30)) { await blocked(); return 1 } }
+            task.cancel()
+            _ = try await task.value
+        }
+    }
+}

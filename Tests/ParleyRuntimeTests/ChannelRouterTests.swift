@@ -72,6 +72,29 @@ struct ChannelRouterTests {
         #expect(await router.runningCount == 3)
     }
 
+    /// Issue 14.8: a typing indicator nobody renews ends by itself (the router's tick).
+    @Test func typingEndsWhenNotRenewed() async throws {
+        let leases = MemoryLeaseStore()
+        let log = MemoryMessageLog(leases: leases)
+        let store = MemoryMessageStore()
+        let broadcaster = Broadcaster()
+        let socket = RecordingSocket(codec: .v2)
+        broadcaster.subscribe(socket, to: "channel:c1")
+        var settings = ChannelRouter.Settings(tick: .milliseconds(20))
+        settings.typingTimeout = .milliseconds(100)
+        let router = ChannelRouter(identity: NodeIdentity(name: "n", incarnation: "1"), leases: leases, log: log, store: store,
+                                   directory: OpenDirectory(), sink: MessageBuffer(store: store, log: log), publisher: broadcaster,
+                                   settings: settings)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await router.run() }
+            await try router.server(for: "c1", member: "alice").setTyping("alice", true)
+            #expect(await Self.eventually {
+                socket.messages.contains { if case .text(let text) = $0 { text.contains(#""typing":false"#) } else { false } }
+            })
+            group.cancelAll()
+        }
+    }
+
     static func eventually(_ condition: () async -> Bool) async -> Bool {
         for _ in 0..<100 {
             if await condition() { return true }

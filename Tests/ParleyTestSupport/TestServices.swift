@@ -180,6 +180,16 @@ public final class PrivatePostgres: Sendable {
     public var url: String { "postgres://parley@127.0.0.1:\(port)/parley" }
 
     public func start() async throws { try await TestServices.run(Self.services, ["start", "postgres"], environment: environment) }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server and every backend of it: connections
+    /// stay open and nothing answers, as with a hung server.
+    public func freeze(_ frozen: Bool = true) async throws {
+        let signal = frozen ? "STOP" : "CONT"
+        try await TestServices.run("/bin/sh", ["-c", """
+            main=$(pgrep -f -- "-p \(port) " | head -1); [ -n "$main" ] || exit 1
+            kill -\(signal) $main $(pgrep -P $main)
+            """])
+    }
     public func stop() async throws { try await TestServices.run(Self.services, ["stop", "postgres"], environment: environment) }
 
     deinit {

@@ -9,10 +9,15 @@ public enum PresenceStatus: String, Sendable, Hashable, Comparable, CaseIterable
     }
 }
 
-/// One socket's presence: Phoenix calls these "metas". `ref` is the socket's unique
-/// `phx_ref`; `node` is the incarnation of the node holding the socket.
+/// One socket's presence: Phoenix calls these "metas". `socket` names the socket for as long
+/// as it is present; `ref` is the meta's `phx_ref`, new at every change of the meta (with the
+/// one it replaces as `phx_ref_prev`), as Phoenix does: its clients' `syncDiff` applies joins
+/// and then removes leaves by `phx_ref`, so a changed meta that kept its ref would vanish.
+/// `node` is the incarnation of the node holding the socket.
 public struct PresenceMeta: Sendable, Hashable {
+    public var socket: String
     public var ref: String
+    public var previousRef: String?
     public var status: PresenceStatus
     public var node: String
     /// Milliseconds since the Unix epoch.
@@ -21,9 +26,10 @@ public struct PresenceMeta: Sendable, Hashable {
     public var customStatus: String?
     public var statusText: String?
 
-    public init(ref: String, status: PresenceStatus, node: String, onlineAt: Int64, customStatus: String? = nil,
-                statusText: String? = nil) {
-        self.ref = ref
+    public init(socket: String, ref: String? = nil, status: PresenceStatus, node: String, onlineAt: Int64,
+                customStatus: String? = nil, statusText: String? = nil) {
+        self.socket = socket
+        self.ref = ref ?? socket
         self.status = status
         self.node = node
         self.onlineAt = onlineAt
@@ -36,6 +42,7 @@ public struct PresenceMeta: Sendable, Hashable {
                                             "online_at": .int(onlineAt)]
         if let customStatus { members["custom_status"] = .string(customStatus) }
         if let statusText { members["status_text"] = .string(statusText) }
+        if let previousRef { members["phx_ref_prev"] = .string(previousRef) }
         return .object(members)
     }
 }
@@ -54,13 +61,14 @@ public struct PresenceSnapshot: Sendable, Hashable {
         users[user]?.map(\.status).max() ?? .offline
     }
 
+    /// Adds the meta of a socket, replacing the socket's earlier one.
     public mutating func add(_ user: String, _ meta: PresenceMeta) {
-        users[user, default: []].removeAll { $0.ref == meta.ref }
+        users[user, default: []].removeAll { $0.socket == meta.socket }
         users[user, default: []].append(meta)
     }
 
-    public mutating func remove(_ user: String, ref: String) {
-        users[user]?.removeAll { $0.ref == ref }
+    public mutating func remove(_ user: String, socket: String) {
+        users[user]?.removeAll { $0.socket == socket }
         if users[user]?.isEmpty == true { users[user] = nil }
     }
 
@@ -80,8 +88,9 @@ public struct PresenceSnapshot: Sendable, Hashable {
     }
 }
 
-/// `presence_diff` between two snapshots, Phoenix's shape: metas that appeared are `joins`,
-/// metas that went (or changed) are `leaves`; a changed meta is a leave plus a join.
+/// `presence_diff` between two snapshots, Phoenix's shape: metas (by `phx_ref`) that appeared
+/// are `joins`, metas that went are `leaves`; a changed meta is a leave of its old ref plus a
+/// join of its new one.
 public struct PresenceDiff: Sendable, Hashable {
     public var joins: [String: [PresenceMeta]]
     public var leaves: [String: [PresenceMeta]]
@@ -92,8 +101,8 @@ public struct PresenceDiff: Sendable, Hashable {
         for user in Set(old.users.keys).union(new.users.keys) {
             let before = old.users[user] ?? []
             let after = new.users[user] ?? []
-            let gone = before.filter { !after.contains($0) }
-            let came = after.filter { !before.contains($0) }
+            let gone = before.filter { old in !after.contains { $0.ref == old.ref } }
+            let came = after.filter { new in !before.contains { $0.ref == new.ref } }
             if !gone.isEmpty { leaves[user] = gone }
             if !came.isEmpty { joins[user] = came }
         }

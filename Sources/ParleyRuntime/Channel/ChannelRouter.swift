@@ -18,6 +18,8 @@ public final class ChannelRouter: Service {
         public var tick: Duration
         /// How often the logs are swept for channels to recover (sooner while some remain).
         public var recoverySweep: Duration
+        /// A typing indicator not renewed for this long ends (`typing` false is broadcast).
+        public var typingTimeout: Duration = .seconds(5)
 
         public init(leaseTTL: Duration = .seconds(10), idleTimeout: Duration = .seconds(300), maximumServers: Int = 10_000,
                     tick: Duration = .seconds(1), recoverySweep: Duration = .seconds(30)) {
@@ -59,7 +61,7 @@ public final class ChannelRouter: Service {
             do {
                 return try await ChannelServer.load(channelID: channel, holder: holder, fence: fence,
                                                     members: directory.channelMembers(channel), log: log, store: store, sink: sink,
-                                                    publisher: publisher)
+                                                    publisher: publisher, typingTimeout: settings.typingTimeout)
             } catch {
                 try? await leases.release(.channel(channel), holder: holder)
                 throw error

@@ -16,6 +16,9 @@ public actor WorkspaceServer {
     private var connections: [String: (user: String, lastActive: Moment)] = [:]
     /// When the last socket left (the tracker stops servers empty for a while).
     public private(set) var emptySince: Moment?
+    /// Numbers the `phx_ref`s this server gives metas (with the node's incarnation, unique in
+    /// the cluster).
+    private var refs = 0
 
     public init(workspaceID: String, publisher: any EventPublisher, node: String, awayAfter: Duration,
                 clock: any ParleyClock = SystemClock()) {
@@ -52,13 +55,14 @@ public actor WorkspaceServer {
     public func connect(user: String, ref: String) {
         connections[ref] = (user, clock.now())
         emptySince = nil
-        change { $0.add(user, PresenceMeta(ref: ref, status: .online, node: node, onlineAt: clock.wallMilliseconds())) }
+        let meta = PresenceMeta(socket: ref, ref: nextRef(), status: .online, node: node, onlineAt: clock.wallMilliseconds())
+        change { $0.add(user, meta) }
     }
 
     public func disconnect(ref: String) {
         guard let connection = connections.removeValue(forKey: ref) else { return }
         if connections.isEmpty { emptySince = clock.now() }
-        change { $0.remove(connection.user, ref: ref) }
+        change { $0.remove(connection.user, socket: ref) }
     }
 
     /// The socket did something: online again if it was away.
@@ -90,11 +94,18 @@ public actor WorkspaceServer {
     }
 
     private func update(_ ref: String, _ edit: (inout PresenceMeta) -> Void) {
-        guard let user = connections[ref]?.user, var meta = snapshot.users[user]?.first(where: { $0.ref == ref }) else { return }
+        guard let user = connections[ref]?.user, var meta = snapshot.users[user]?.first(where: { $0.socket == ref }) else { return }
         let before = meta
         edit(&meta)
         guard meta != before else { return }
+        meta.previousRef = before.ref
+        meta.ref = nextRef()
         change { $0.add(user, meta) }
+    }
+
+    private func nextRef() -> String {
+        refs += 1
+        return "\(node):\(refs)"
     }
 
     private func change(_ edit: (inout PresenceSnapshot) -> Void) {
