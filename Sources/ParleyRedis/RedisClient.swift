@@ -22,6 +22,8 @@ public final class RedisClient: Sendable {
     private let queue = Mutex<(waiting: Deque<(RedisCommand, CheckedContinuation<RedisValue, any Error>)>, senders: Int)>(([], 0))
     /// The most commands one automatic pipeline carries.
     private static let largestPipeline = 256
+    /// Commands that may wait for a connection; one more fails at once (`unavailable`).
+    public static let maximumQueued = 16_384
 
     public init(_ configuration: RedisConfiguration, clock: any ParleyClock = SystemClock(),
                 logger: Logger = Logger(label: "parley.redis")) {
@@ -47,13 +49,20 @@ public final class RedisClient: Sendable {
     @discardableResult
     public func execute(_ command: RedisCommand) async throws -> RedisValue {
         let reply = try await withCheckedThrowingContinuation { continuation in
-            let startSender = queue.withLock { queue in
+            let start = queue.withLock { queue -> Bool? in
+                guard queue.waiting.count < Self.maximumQueued else { return nil }
                 queue.waiting.append((command, continuation))
                 guard queue.senders < pool.size else { return false }
                 queue.senders += 1
                 return true
             }
-            if startSender { Task { await self.sendQueued() } }
+            switch start {
+            case nil:
+                continuation.resume(throwing: RedisError.unavailable(endpoint: configuration.endpoint,
+                                                                     reason: "\(Self.maximumQueued) commands already wait"))
+            case true?: Task { await self.sendQueued() }
+            case false?: break
+            }
         }
         if case .error(let message) = reply { throw RedisError.reply(message) }
         return reply

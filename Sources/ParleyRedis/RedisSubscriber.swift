@@ -45,9 +45,14 @@ public final class RedisSubscriber: Sendable {
         var isShutdown = false
     }
 
-    public init(_ configuration: RedisConfiguration, pingInterval: Duration = .seconds(1),
+    /// Events dropped because the consumer fell `bufferLimit` behind (pub/sub is at most once;
+    /// clients recover by `seq`).
+    public var droppedEvents: Int { dropped.load(ordering: .relaxed) }
+    private let dropped = Atomic<Int>(0)
+
+    public init(_ configuration: RedisConfiguration, pingInterval: Duration = .seconds(1), bufferLimit: Int = 10_000,
                 logger: Logger = Logger(label: "parley.redis.subscriber")) {
-        (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
         self.configuration = configuration
         self.pingInterval = pingInterval
         self.logger = logger
@@ -219,7 +224,9 @@ public final class RedisSubscriber: Sendable {
         switch kind {
         case "message" where parts.count == 3:
             if let channel = parts[1].string, let payload = parts[2].bytes {
-                continuation.yield(.message(channel: channel, payload: payload))
+                if case .dropped = continuation.yield(.message(channel: channel, payload: payload)) {
+                    dropped.add(1, ordering: .relaxed)
+                }
             }
         case "subscribe" where parts.count == 3:
             guard let channel = parts[1].string else { return }

@@ -134,3 +134,33 @@ struct TimeLimitTests {
         }
     }
 }
+
+@Suite("Connection pool bounds")
+struct ConnectionPoolBoundTests {
+    final class Connection: PooledConnection {
+        var isBroken: Bool { false }
+        func isStillUsable() -> Bool { true }
+    }
+    struct Refused: Error, Equatable { let reason: String }
+
+    /// Issue 14.9: callers beyond `maximumWaiters` are refused at once instead of queueing.
+    @Test func waitersBeyondTheLimitAreRefusedAtOnce() async throws {
+        let pool = ConnectionPool<Connection>(size: 1, backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(10)),
+                                              maximumWaiters: 2, connect: { Connection() },
+                                              unavailable: { Refused(reason: $0) }, shutdownError: CancellationError())
+        let (holding, hold) = AsyncStream<Void>.makeStream()
+        let (gate, open) = AsyncStream<Void>.makeStream()
+        async let holder: Void = pool.withConnection { _ in
+            hold.yield()
+            for await _ in gate { break }
+        }
+        for await _ in holding { break }
+        async let first: Int = pool.withConnection { _ in 1 }
+        async let second: Int = pool.withConnection { _ in 2 }
+        while pool.waiting < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        await #expect(throws: Refused.self) { _ = try await pool.withConnection { _ in 3 } }
+        open.yield()
+        try await holder
+        #expect(try await first + second == 3, "the two within the limit were served")
+    }
+}

@@ -27,6 +27,9 @@ public enum ConnectionPoolEvent: Sendable, Equatable {
 /// queueing behind a dead server. The first call after the delay reconnects.
 public final class ConnectionPool<Connection: PooledConnection>: Sendable {
     public let size: Int
+    /// Callers that may wait for a connection; one more fails at once with the `unavailable`
+    /// error rather than queueing without bound.
+    public let maximumWaiters: Int
     private let clock: any ParleyClock
     private let connect: @Sendable () async throws -> Connection
     private let unavailable: @Sendable (_ reason: String) -> any Error
@@ -53,13 +56,14 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var hasConnected = false
     }
 
-    public init(size: Int, backoff: Backoff, clock: any ParleyClock = SystemClock(),
+    public init(size: Int, backoff: Backoff, maximumWaiters: Int = 4_096, clock: any ParleyClock = SystemClock(),
                 connect: @escaping @Sendable () async throws -> Connection,
                 unavailable: @escaping @Sendable (_ reason: String) -> any Error,
                 shutdownError: any Error,
                 onEvent: @escaping @Sendable (ConnectionPoolEvent) -> Void = { _ in }) {
         precondition(size > 0, "a pool needs at least one connection")
         self.size = size
+        self.maximumWaiters = maximumWaiters
         self.clock = clock
         self.connect = connect
         self.unavailable = unavailable
@@ -67,6 +71,9 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
         self.onEvent = onEvent
         self.state = Mutex(State(backoff: BackoffState(policy: backoff)))
     }
+
+    /// Callers waiting for a connection now.
+    public var waiting: Int { state.withLock { $0.waiters.count } }
 
     /// Lends a connection to `body` and takes it back afterwards (discarding it if it broke).
     public func withConnection<R: Sendable>(_ body: (Connection) async throws -> R) async throws -> R {
@@ -102,6 +109,9 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
                         }
                         state.open += 1
                         return .success(.connect)
+                    }
+                    guard state.waiters.count < maximumWaiters else {
+                        return .failure(unavailable("\(maximumWaiters) callers already wait for a connection"))
                     }
                     state.waiters.append(continuation)
                     return nil
