@@ -32,9 +32,16 @@ public func buildApplication(node: Node) -> some ApplicationProtocol {
 /// request context alive in a reference cycle (the context's `webSocket` box holds the
 /// context), and a strong channel there kept every closed connection's NIO channel, pipeline
 /// and buffers alive — about 5 KiB per connection, found with heaptrack.
-public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
+extension ParleyRequestContext {
+    /// The client's IP address, for per-address limits.
+    var clientAddress: String? { remoteAddress?.ipAddress }
+}
+
+public struct ParleyRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
+    /// The client's address (the load balancer's, behind one): the key of per-address limits.
+    public let remoteAddress: SocketAddress?
     private let connection: WeakChannel
 
     /// The connection's channel, while it is open.
@@ -43,6 +50,7 @@ public struct ParleyRequestContext: RequestContext, WebSocketRequestContext {
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
+        remoteAddress = source.channel.remoteAddress
         connection = WeakChannel(source.channel)
     }
 

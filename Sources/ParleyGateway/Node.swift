@@ -15,6 +15,8 @@ public struct Node: Sendable {
     public let tokens: TokenIssuer
     public let passwords: PasswordHasher
     public let limits: PayloadLimits
+    /// Rates of sign-ins, sign-ups and joins, per user and per address.
+    public let requests: RequestLimiter
     public let metrics: NodeMetrics
     /// The open sockets; closes those silent for the socket timeout.
     public let sockets: SocketSweeper
@@ -34,6 +36,7 @@ public struct Node: Sendable {
         self.tokens = tokens
         self.passwords = passwords
         self.limits = limits
+        requests = RequestLimiter(authPerMinute: configuration.authPerMinute, joinsPerSecond: configuration.joinsPerSecond)
         let metrics = NodeMetrics(identity: identity)
         self.metrics = metrics
         sockets = SocketSweeper(timeout: configuration.socketTimeout) { metrics.socketTimeouts.increment() }

@@ -57,6 +57,12 @@ public struct PostgresDirectory: Directory {
                                        workspace, user).isEmpty
     }
 
+    public func workspaceRole(workspace: String, user: String) async throws -> String? {
+        guard UUID(uuidString: workspace) != nil, UUID(uuidString: user) != nil else { return nil }
+        return try await client.query("SELECT role FROM workspace_members WHERE workspace_id = $1::uuid AND user_id = $2::uuid",
+                                      workspace, user).first?.decode(String.self, at: 0)
+    }
+
     public func createChannel(workspace: String, name: String, kind: ChannelRecord.Kind, creator: String) async throws -> ChannelRecord {
         guard try await isWorkspaceMember(workspace: workspace, user: creator) else {
             throw DirectoryError.forbidden("not a member of workspace \(workspace)")
@@ -82,11 +88,14 @@ public struct PostgresDirectory: Directory {
             .first.map(Self.channel)
     }
 
-    public func channels(workspace: String) async throws -> [ChannelRecord] {
-        guard UUID(uuidString: workspace) != nil else { return [] }
+    public func channels(workspace: String, visibleTo user: String) async throws -> [ChannelRecord] {
+        guard UUID(uuidString: workspace) != nil, UUID(uuidString: user) != nil else { return [] }
         return try await client.query("""
-            SELECT id::text, workspace_id::text, name, kind FROM channels WHERE workspace_id = $1::uuid ORDER BY name
-            """, workspace).map(Self.channel)
+            SELECT id::text, workspace_id::text, name, kind FROM channels c
+            WHERE workspace_id = $1::uuid
+              AND (kind = 'public' OR EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = c.id AND m.user_id = $2::uuid))
+            ORDER BY name
+            """, workspace, user).map(Self.channel)
     }
 
     public func joinChannel(_ channel: String, user: String) async throws {
@@ -100,6 +109,7 @@ public struct PostgresDirectory: Directory {
     }
 
     public func leaveChannel(_ channel: String, user: String) async throws {
+        guard UUID(uuidString: channel) != nil, UUID(uuidString: user) != nil else { return }
         try await client.query("DELETE FROM channel_members WHERE channel_id = $1::uuid AND user_id = $2::uuid", channel, user)
     }
 

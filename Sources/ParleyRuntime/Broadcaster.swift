@@ -15,11 +15,14 @@ public protocol FrameSubscriber: AnyObject, Sendable {
     /// The broadcaster closed `topic` (its channel stopped): nothing more arrives on it until
     /// the socket joins it again.
     func topicClosed(_ topic: String)
+    /// The user this subscriber joined `topic` as, if it says.
+    func user(on topic: String) -> String?
 }
 
 extension FrameSubscriber {
     public func deliverWhenReady(_ message: WebSocketMessage) async -> Bool { deliver(message) }
     public func topicClosed(_ topic: String) {}
+    public func user(on topic: String) -> String? { nil }
 }
 
 /// The one way anything is published (DESIGN §1): encodes each event once per serializer in
@@ -115,24 +118,26 @@ public final class Broadcaster: EventPublisher {
 
     public func close(_ topic: String, with event: ServerEvent) { close(topic, with: event.frame(topic: topic)) }
 
-    /// Delivers `frame` to the subscribers of `topic` and unsubscribes them all, in one step:
-    /// each is told (`topicClosed`) and receives nothing more until it subscribes again.
-    public func close(_ topic: String, with frame: PhoenixFrame) {
+    /// Delivers `frame` to the subscribers of `topic` that `which` selects (all by default) and
+    /// unsubscribes them, in one step: each is told (`topicClosed`) and receives nothing more
+    /// until it subscribes again.
+    public func close(_ topic: String, with frame: PhoenixFrame,
+                      where which: (any FrameSubscriber) -> Bool = { _ in true }) {
         guard let entry = topics.withLock({ $0[topic] }) else { return }
-        let closed = entry.state.withLock { state in
+        let (closed, emptied) = entry.state.withLock { state -> ([any FrameSubscriber], Bool) in
             var encoded: [PhoenixCodec: WebSocketMessage] = [:]
-            for subscriber in state.members.values {
+            var closed: [any FrameSubscriber] = []
+            for (key, subscriber) in state.members where which(subscriber) {
                 let message = encoded[subscriber.codec] ?? subscriber.codec.encode(frame)
                 encoded[subscriber.codec] = message
                 _ = subscriber.deliver(message)
+                state.members[key] = nil
+                closed.append(subscriber)
             }
-            defer {
-                state.members.removeAll()
-                state.dead = true
-            }
-            return Array(state.members.values)
+            if state.members.isEmpty { state.dead = true }
+            return (closed, state.dead)
         }
-        remove(topic, entry)
+        if emptied { remove(topic, entry) }
         for subscriber in closed { subscriber.topicClosed(topic) }
     }
 

@@ -17,7 +17,8 @@ public struct NodeConfiguration: Sendable {
     public var migrateOnStart: Bool
     /// The longest a readiness check waits for a backend.
     public var readinessTimeout: Duration
-    /// Signs client tokens; every node of a cluster needs the same one (32 bytes or more).
+    /// Signs client tokens; every node of a cluster needs the same one (32 bytes or more). There
+    /// is no default: a built-in secret would let anyone forge tokens.
     public var tokenSecret: String
     public var tokenLifetime: Duration
     public var bcryptCost: Int
@@ -39,6 +40,10 @@ public struct NodeConfiguration: Sendable {
     public var maximumPending = 100_000
     /// Channel servers one node runs at most.
     public var maximumChannels = 10_000
+    /// Sign-ups and sign-ins per minute from one address, and for one email.
+    public var authPerMinute = 30
+    /// Channel joins per second of one user (ten times that from one address).
+    public var joinsPerSecond = 20
     /// PostgreSQL cancels a statement of the node's running longer than this.
     public var statementTimeout: Duration = .seconds(10)
 
@@ -46,7 +51,7 @@ public struct NodeConfiguration: Sendable {
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",
                 databaseURL: String = "postgres://parley@127.0.0.1:5433/parley", databasePoolSize: Int = 4,
                 migrateOnStart: Bool = true, readinessTimeout: Duration = .seconds(2),
-                tokenSecret: String = "parley-development-secret-change-me!", tokenLifetime: Duration = .seconds(7 * 24 * 3600),
+                tokenSecret: String = "", tokenLifetime: Duration = .seconds(7 * 24 * 3600),
                 bcryptCost: Int = 12, batchSize: Int = 10, batchDelay: Duration = .seconds(5), leaseTTL: Duration = .seconds(10),
                 socketTimeout: Duration = .seconds(60), awayAfter: Duration = .seconds(300)) {
         self.nodeName = nodeName

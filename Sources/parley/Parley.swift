@@ -59,8 +59,8 @@ struct Serve: AsyncParsableCommand {
         logger.info("parley node starting", metadata: [
             "node": "\(configuration.nodeName)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
             "version": "\(ParleyVersion.current)"])
-        if configuration.tokenSecret == NodeConfiguration().tokenSecret {
-            logger.warning("using the development token secret; set PARLEY_TOKEN_SECRET in production")
+        if node.dev {
+            logger.warning("--dev: a throwaway token secret was made up; tokens stop working when this process ends")
         }
         let node = await Node.start(configuration: configuration, backends: connected, logger: logger)
         let app = buildApplication(node: node)

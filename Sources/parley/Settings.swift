@@ -55,8 +55,10 @@ struct NodeOptions: ParsableArguments {
     var httpPort: Int?
     @Option(help: "Apply migrations at start (true/false). Env PARLEY_MIGRATE_ON_START; default true.")
     var migrateOnStart: Bool?
-    @Option(help: "Secret that signs client tokens, 32+ bytes, the same on every node. Env PARLEY_TOKEN_SECRET; default a development secret (a warning is logged).")
+    @Option(help: "Secret that signs client tokens, 32+ bytes, the same on every node. Env PARLEY_TOKEN_SECRET; required (see --dev).")
     var tokenSecret: String?
+    @Flag(help: "Development only: without a token secret, make up a random one (tokens then die with the process).")
+    var dev = false
     @Option(help: "bcrypt cost of password hashes. Env PARLEY_BCRYPT_COST; default 12.")
     var bcryptCost: Int?
     @Option(help: "Messages per PostgreSQL batch. Env PARLEY_BATCH_SIZE; default 10.")
@@ -88,6 +90,13 @@ struct NodeOptions: ParsableArguments {
         guard configuration.outboxCapacity >= 8 else { throw ValidationError("the outbox capacity must be at least 8 frames") }
         guard configuration.socketTimeout >= .seconds(1), configuration.awayAfter >= .seconds(1) else {
             throw ValidationError("the socket timeout and the away delay must be at least 1000 ms")
+        }
+        if configuration.tokenSecret.isEmpty && dev {
+            configuration.tokenSecret = (0..<4).map { _ in UInt64.random(in: .min ... .max) }.map { String($0, radix: 16) }.joined()
+        }
+        guard !configuration.tokenSecret.isEmpty else {
+            throw ValidationError("no token secret: set PARLEY_TOKEN_SECRET (or --token-secret) to 32 or more bytes, the same on every node; "
+                                  + "`parley serve --dev` makes up a throwaway one for development")
         }
         guard configuration.tokenSecret.utf8.count >= 32 else { throw ValidationError("the token secret must be at least 32 bytes") }
         guard (4...31).contains(configuration.bcryptCost) else { throw ValidationError("bcrypt cost must be 4...31") }

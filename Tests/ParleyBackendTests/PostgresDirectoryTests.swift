@@ -36,7 +36,14 @@ struct PostgresDirectoryTests {
                 try await directory.joinChannel(secret.id, user: bob.id)
             }
             #expect(try await directory.channelMembers(general.id) == [alice.id, bob.id])
-            #expect(try await directory.channels(workspace: workspace.id).map(\.name) == ["general", "secret"])
+            #expect(try await directory.channels(workspace: workspace.id, visibleTo: alice.id).map(\.name) == ["general", "secret"])
+            #expect(try await directory.channels(workspace: workspace.id, visibleTo: bob.id).map(\.name) == ["general"],
+                    "a private channel is listed to its members only")
+            #expect(try await directory.workspaceRole(workspace: workspace.id, user: alice.id) == "owner")
+            #expect(try await directory.workspaceRole(workspace: workspace.id, user: bob.id) == "member")
+            #expect(try await directory.isChannelMember(general.id, user: bob.id))
+            #expect(try await !directory.isChannelMember(secret.id, user: bob.id))
+            #expect(try await !directory.isChannelMember("not-a-uuid", user: bob.id))
             try await directory.leaveChannel(general.id, user: bob.id)
             #expect(try await directory.channelMembers(general.id) == [alice.id])
             #expect(try await directory.channel(id: general.id) == general)

@@ -164,3 +164,17 @@ struct ConnectionPoolBoundTests {
         #expect(try await first + second == 3, "the two within the limit were served")
     }
 }
+
+@Suite("Keyed rate limiter")
+struct KeyedRateLimiterTests {
+    @Test func eachKeyBurstsThenWaitsAndMemoryIsBounded() {
+        var limiter = KeyedRateLimiter(capacity: 3, refillPerSecond: 1, maximumKeys: 100)
+        let t0 = Moment(nanoseconds: 1_000_000_000)
+        for _ in 0..<3 { #expect(limiter.take("ann", at: t0) == .allowed) }
+        #expect(limiter.take("ann", at: t0) == .limited(retryAfter: .seconds(1)))
+        #expect(limiter.take("bob", at: t0) == .allowed, "keys are independent")
+        #expect(limiter.take("ann", at: t0 + .seconds(1)) == .allowed)
+        for n in 0..<10_000 { _ = limiter.take("address-\(n)", at: t0 + .milliseconds(Int64(n))) }
+        #expect(limiter.keys <= 100)
+    }
+}

@@ -23,6 +23,7 @@ enum NodeHarness {
                                               redisPrefix: "parley-test:\(UUID().uuidString.prefix(8))",
                                               databaseURL: databaseURL, readinessTimeout: .seconds(1))
         configuration.bcryptCost = 4
+        configuration.tokenSecret = "node-test-secret-node-test-secret-012345"
         configuration.batchDelay = .milliseconds(100)
         if let schema { configuration.databaseURL += "?options=-csearch_path%3D\(schema)" }
         return configuration

@@ -10,11 +10,12 @@ struct OpenDirectory: Directory {
     func createWorkspace(name: String, slug: String, owner: String) async throws -> WorkspaceRecord { fatalError("unused") }
     func addWorkspaceMember(workspace: String, user: String) async throws {}
     func isWorkspaceMember(workspace: String, user: String) async throws -> Bool { true }
+    func workspaceRole(workspace: String, user: String) async throws -> String? { "member" }
     func createChannel(workspace: String, name: String, kind: ChannelRecord.Kind, creator: String) async throws -> ChannelRecord {
         fatalError("unused")
     }
     func channel(id: String) async throws -> ChannelRecord? { nil }
-    func channels(workspace: String) async throws -> [ChannelRecord] { [] }
+    func channels(workspace: String, visibleTo user: String) async throws -> [ChannelRecord] { [] }
     func joinChannel(_ channel: String, user: String) async throws {}
     func leaveChannel(_ channel: String, user: String) async throws {}
     func channelMembers(_ channel: String) async throws -> Set<String> { ["alice"] }

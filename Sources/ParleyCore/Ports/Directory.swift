@@ -82,10 +82,13 @@ public protocol Directory: Sendable {
     func createWorkspace(name: String, slug: String, owner: String) async throws -> WorkspaceRecord
     func addWorkspaceMember(workspace: String, user: String) async throws
     func isWorkspaceMember(workspace: String, user: String) async throws -> Bool
+    /// `user`'s role in `workspace` (`owner`, `admin`, `member`), nil when not a member.
+    func workspaceRole(workspace: String, user: String) async throws -> String?
     /// Creates the channel with `creator` (a workspace member) as its first member.
     func createChannel(workspace: String, name: String, kind: ChannelRecord.Kind, creator: String) async throws -> ChannelRecord
     func channel(id: String) async throws -> ChannelRecord?
-    func channels(workspace: String) async throws -> [ChannelRecord]
+    /// The workspace's channels that `user` may see: public ones, and the others `user` belongs to.
+    func channels(workspace: String, visibleTo user: String) async throws -> [ChannelRecord]
     /// Joins a public channel of a workspace the user belongs to.
     func joinChannel(_ channel: String, user: String) async throws
     func leaveChannel(_ channel: String, user: String) async throws

@@ -30,12 +30,12 @@ public enum ChannelCommand: Sendable, Hashable {
         let reader = try PayloadReader(payload)
         switch event {
         case "new_message":
-            self = .newMessage(body: try reader.string("body", maxLength: limits.maximumBodyCharacters),
+            self = .newMessage(body: try reader.string("body", maxLength: limits.maximumBodyCharacters, multiline: true),
                                clientMessageID: try reader.optionalString("client_msg_id", maxLength: limits.maximumClientMessageIDLength),
                                threadRootID: try reader.optionalID("thread_root_id"))
         case "edit_message":
             self = .editMessage(messageID: try reader.id("message_id"),
-                                body: try reader.string("body", maxLength: limits.maximumBodyCharacters))
+                                body: try reader.string("body", maxLength: limits.maximumBodyCharacters, multiline: true))
         case "delete_message":
             self = .deleteMessage(messageID: try reader.id("message_id"))
         case "typing_start": self = .typingStart

@@ -9,13 +9,17 @@ public struct PayloadReader: Sendable {
         self.members = members
     }
 
-    /// A string field, required unless `optional`, with its length in characters bounded.
-    public func string(_ field: String, maxLength: Int, minLength: Int = 1) throws(ProtocolError) -> String {
-        guard let value = try optionalString(field, maxLength: maxLength, minLength: minLength) else { throw .missingField(field) }
+    /// A string field, required unless `optional`, with its length in characters bounded. No
+    /// control character is accepted (NUL cannot even be stored: PostgreSQL text has none);
+    /// a `multiline` field (a message body) may hold line feeds, carriage returns and tabs.
+    public func string(_ field: String, maxLength: Int, minLength: Int = 1, multiline: Bool = false) throws(ProtocolError) -> String {
+        guard let value = try optionalString(field, maxLength: maxLength, minLength: minLength, multiline: multiline) else {
+            throw .missingField(field)
+        }
         return value
     }
 
-    public func optionalString(_ field: String, maxLength: Int, minLength: Int = 1) throws(ProtocolError) -> String? {
+    public func optionalString(_ field: String, maxLength: Int, minLength: Int = 1, multiline: Bool = false) throws(ProtocolError) -> String? {
         guard let value = members[field], value != .null else { return nil }
         guard case .string(let text) = value else { throw .wrongType(field: field, expected: "a string", found: value.typeName) }
         if text.utf8.count > maxLength * 4 || text.count > maxLength {
@@ -23,6 +27,10 @@ public struct PayloadReader: Sendable {
         }
         guard text.count >= minLength else {
             throw .invalidField(field: field, reason: minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters")
+        }
+        for scalar in text.unicodeScalars where scalar.properties.generalCategory == .control {
+            if multiline && (scalar == "\n" || scalar == "\r" || scalar == "\t") { continue }
+            throw .invalidField(field: field, reason: "must not contain control characters (found U+\(String(scalar.value, radix: 16, uppercase: true)))")
         }
         return text
     }

@@ -8,7 +8,7 @@ struct APIRoutes: Sendable {
     let node: Node
     static let maximumBodyBytes = 64 * 1024
 
-    func register(on router: Router<some RequestContext>) {
+    func register(on router: Router<ParleyRequestContext>) {
         let api = router.group("api")
         api.post("signup") { request, context in try await handle { try await signUp(request, context) } }
         api.post("signin") { request, context in try await handle { try await signIn(request, context) } }
@@ -18,6 +18,8 @@ struct APIRoutes: Sendable {
         api.get("workspaces/:workspace/channels") { request, context in try await handle { try await listChannels(request, context) } }
         api.post("workspaces/:workspace/channels") { request, context in try await handle { try await createChannel(request, context) } }
         api.post("channels/:channel/join") { request, context in try await handle { try await joinChannel(request, context) } }
+        api.post("channels/:channel/leave") { request, context in try await handle { try await leaveChannel(request, context) } }
+        api.delete("channels/:channel/members/:user") { request, context in try await handle { try await removeMember(request, context) } }
         api.get("channels/:channel/messages") { request, context in try await handle { try await history(request, context) } }
         api.post("channels/:channel/messages") { request, context in try await handle { try await post(request, context) } }
     }
@@ -36,9 +38,10 @@ struct APIRoutes: Sendable {
 
     // MARK: Accounts
 
-    private func signUp(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func signUp(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let body = try await payload(request, context)
         let email = try body.string("email", maxLength: 254)
+        try limit(.auth, keys: [context.clientAddress, "email:" + email.lowercased()])
         guard email.contains("@") else { throw ProtocolError.invalidField(field: "email", reason: "is not an email address") }
         let name = try body.string("display_name", maxLength: 80)
         let password = try body.string("password", maxLength: 200, minLength: 8)
@@ -46,9 +49,10 @@ struct APIRoutes: Sendable {
         return JSONResponse(["user": user.json, "token": .string(try await node.tokens.issue(userID: user.id))], status: .created)
     }
 
-    private func signIn(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func signIn(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let body = try await payload(request, context)
         let email = try body.string("email", maxLength: 254)
+        try limit(.auth, keys: [context.clientAddress, "email:" + email.lowercased()])
         let password = try body.string("password", maxLength: 200)
         guard let user = try await node.directory.user(email: email),
               try await node.passwords.verify(password, hash: user.passwordHash) else {
@@ -65,7 +69,7 @@ struct APIRoutes: Sendable {
 
     // MARK: Workspaces and channels
 
-    private func createWorkspace(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func createWorkspace(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
         let body = try await payload(request, context)
         let name = try body.string("name", maxLength: 80)
@@ -74,10 +78,10 @@ struct APIRoutes: Sendable {
                             status: .created)
     }
 
-    private func addMember(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func addMember(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
-        let workspace = try context.parameters.require("workspace")
-        try await requireWorkspaceMember(workspace, user)
+        let workspace = try id(context, "workspace")
+        try await requireWorkspaceAdmin(workspace, user)
         let email = try await payload(request, context).string("email", maxLength: 254)
         guard let member = try await node.directory.user(email: email) else { throw DirectoryError.notFound("user \(email)") }
         try await node.directory.addWorkspaceMember(workspace: workspace, user: member.id)
@@ -85,16 +89,16 @@ struct APIRoutes: Sendable {
         return JSONResponse(["user": member.json])
     }
 
-    private func listChannels(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func listChannels(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
-        let workspace = try context.parameters.require("workspace")
+        let workspace = try id(context, "workspace")
         try await requireWorkspaceMember(workspace, user)
-        return JSONResponse(["channels": .array(try await node.directory.channels(workspace: workspace).map(\.json))])
+        return JSONResponse(["channels": .array(try await node.directory.channels(workspace: workspace, visibleTo: user).map(\.json))])
     }
 
-    private func createChannel(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func createChannel(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
-        let workspace = try context.parameters.require("workspace")
+        let workspace = try id(context, "workspace")
         let body = try await payload(request, context)
         let name = try body.string("name", maxLength: 80)
         let kindText = try body.optionalString("kind", maxLength: 16) ?? "public"
@@ -108,19 +112,48 @@ struct APIRoutes: Sendable {
         return JSONResponse(["channel": channel.json], status: .created)
     }
 
-    private func joinChannel(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func joinChannel(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
-        let channel = try context.parameters.require("channel")
+        let channel = try id(context, "channel")
         try await node.directory.joinChannel(channel, user: user)
         await node.channels.runningServer(for: channel)?.addMember(user)
         return JSONResponse(["joined": .string(channel)])
     }
 
+    /// The user leaves the channel: history, receipts and live messages stop at once.
+    private func leaveChannel(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let channel = try id(context, "channel")
+        guard try await node.directory.isChannelMember(channel, user: user) else { throw ChannelError.notAMember }
+        try await remove(user, from: channel)
+        return JSONResponse(["left": .string(channel)])
+    }
+
+    /// The workspace's owner or an admin removes a member from one of its channels.
+    private func removeMember(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let channel = try id(context, "channel")
+        let member = try id(context, "user")
+        guard let record = try await node.directory.channel(id: channel) else { throw DirectoryError.notFound("channel \(channel)") }
+        try await requireWorkspaceAdmin(record.workspaceID, user)
+        guard try await node.directory.isChannelMember(channel, user: member) else { throw DirectoryError.notFound("member \(member)") }
+        try await remove(member, from: channel)
+        return JSONResponse(["removed": .string(member)])
+    }
+
+    private func remove(_ user: String, from channel: String) async throws {
+        try await node.directory.leaveChannel(channel, user: user)
+        await node.channels.runningServer(for: channel)?.removeMember(user)
+        // The user's sockets on the channel get phx_close and nothing more.
+        let topic = "channel:\(channel)"
+        node.broadcaster.close(topic, with: PhoenixFrame(topic: topic, event: "phx_close", json: [:])) { $0.user(on: topic) == user }
+    }
+
     // MARK: Messages
 
-    private func history(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func history(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
-        let channel = try context.parameters.require("channel")
+        let channel = try id(context, "channel")
         let query = request.uri.queryParameters
         func number(_ name: String) throws -> Int64? {
             guard let raw = query[Substring(name)] else { return nil }
@@ -136,9 +169,9 @@ struct APIRoutes: Sendable {
         return JSONResponse(["messages": .array(try await server.history(before: before, after: after, limit: limit).map(\.json))])
     }
 
-    private func post(_ request: Request, _ context: some RequestContext) async throws -> JSONResponse {
+    private func post(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
-        let channel = try context.parameters.require("channel")
+        let channel = try id(context, "channel")
         let body = try await payload(request, context)
         guard case .newMessage(let text, let clientID, let root) = try ChannelCommand(event: "new_message", payload: .object(body.members),
                                                                                      limits: node.limits) else {
@@ -160,13 +193,34 @@ struct APIRoutes: Sendable {
         }
     }
 
+    /// A path id: a malformed one names nothing there is (404), and never reaches a query.
+    private func id(_ context: ParleyRequestContext, _ name: String) throws -> String {
+        let value = try context.parameters.require(name)
+        guard UUID(uuidString: value) != nil else { throw DirectoryError.notFound("\(name) \(value.prefix(64))") }
+        return value.lowercased()
+    }
+
+    private func limit(_ kind: RequestLimiter.Kind, keys: [String?]) throws {
+        if let wait = node.requests.allow(kind, keys: keys) {
+            throw APIError(.tooManyRequests, "rate_limited", "too many attempts; retry in \(max(1, wait.milliseconds / 1000)) s")
+        }
+    }
+
+    private func requireWorkspaceAdmin(_ workspace: String, _ user: String) async throws {
+        switch try await node.directory.workspaceRole(workspace: workspace, user: user) {
+        case "owner"?, "admin"?: return
+        case nil: throw DirectoryError.forbidden("not a member of workspace \(workspace)")
+        default: throw DirectoryError.forbidden("only the workspace's owner or an admin can do this")
+        }
+    }
+
     private func requireWorkspaceMember(_ workspace: String, _ user: String) async throws {
         guard try await node.directory.isWorkspaceMember(workspace: workspace, user: user) else {
             throw DirectoryError.forbidden("not a member of workspace \(workspace)")
         }
     }
 
-    private func payload(_ request: Request, _ context: some RequestContext) async throws -> PayloadReader {
+    private func payload(_ request: Request, _ context: ParleyRequestContext) async throws -> PayloadReader {
         var request = request
         let buffer: ByteBuffer
         do {

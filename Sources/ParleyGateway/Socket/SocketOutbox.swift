@@ -41,6 +41,13 @@ final class SocketOutbox: FrameSubscriber {
         return context
     }
 
+    /// The user each channel topic was joined as (removal from a channel closes that user's topics).
+    private let joinedAs = Mutex<[String: String]>([:])
+
+    func joined(_ topic: String, as user: String?) { joinedAs.withLock { $0[topic] = user } }
+
+    func user(on topic: String) -> String? { joinedAs.withLock { $0[topic] } }
+
     func whenTopicClosed(_ handler: @escaping @Sendable (String) -> Void) { topicClosedHandler.withLock { $0 = handler } }
 
     func topicClosed(_ topic: String) { topicClosedHandler.withLock { $0 }?(topic) }

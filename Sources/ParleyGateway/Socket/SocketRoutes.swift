@@ -16,7 +16,7 @@ struct SocketRoutes: Sendable {
             }
             if let token = Self.token(request) {
                 do { _ = try await node.tokens.verify(token) } catch {
-                    throw APIError(.forbidden, "unauthorized", "\(error)")
+                    throw APIError(.forbidden, "unauthorized", "the token is not valid")
                 }
             }
             return .upgrade([:])
@@ -24,7 +24,8 @@ struct SocketRoutes: Sendable {
             let codec = PhoenixCodec(vsn: context.request.uri.queryParameters["vsn"].map(String.init)) ?? .v2
             let user: String? = if let token = Self.token(context.request) { try? await node.tokens.verify(token) } else { nil }
             guard let channel = context.requestContext.channel else { return }
-            let session = SocketSession(node: node, codec: codec, user: user, channel: channel)
+            let session = SocketSession(node: node, codec: codec, user: user, address: context.requestContext.clientAddress,
+                                        channel: channel)
             node.metrics.connections.increment()
             defer { node.metrics.connections.decrement() }
             let outbox = session.outbox

@@ -21,9 +21,13 @@ actor SocketSession {
     private var bucket: TokenBucket
     private let clock = SystemClock()
 
-    init(node: Node, codec: PhoenixCodec, user: String?, channel: any Channel) {
+    /// The client's address (per-address join limits).
+    private let address: String?
+
+    init(node: Node, codec: PhoenixCodec, user: String?, address: String?, channel: any Channel) {
         self.node = node
         self.socketUser = user
+        self.address = address
         outbox = SocketOutbox(codec: codec, channel: channel, capacity: node.configuration.outboxCapacity)
         bucket = TokenBucket(capacity: 30, refillPerSecond: 10, now: SystemClock().now())
         outbox.whenTopicClosed { [weak self] topic in
@@ -36,6 +40,7 @@ actor SocketSession {
     /// no longer joined to it until it joins again, as in Phoenix.
     private func forget(_ topic: String) {
         joined[topic] = nil
+        outbox.joined(topic, as: nil)
     }
 
     func receive(text: [UInt8]) async {
@@ -110,6 +115,10 @@ actor SocketSession {
             refuse(frame, reason: "unauthorized", message: "a valid token is required")
             return nil
         }
+        if let wait = node.requests.allow(.join, keys: [user, address]) {
+            refuse(frame, reason: "rate_limited", message: "too many joins; retry in \(max(1, wait.milliseconds / 1000)) s")
+            return nil
+        }
         return (request, topic, user)
     }
 
@@ -126,6 +135,7 @@ actor SocketSession {
             let lastRead = try await node.directory.lastRead(channel, user: user)
             let current = await server.currentSeq
             joined[frame.topic] = (frame.joinRef, channel, user)
+            outbox.joined(frame.topic, as: user)
             outbox.send(.reply(to: frame, status: "ok", response: [
                 "last_seq": .int(current), "last_read_seq": .int(lastRead), "unread": .int(max(0, current - lastRead)),
             ]))
@@ -139,7 +149,7 @@ actor SocketSession {
         do {
             try await server.attach(outbox, to: node.broadcaster, after: request.lastSeq)
         } catch {
-            joined[frame.topic] = nil
+            forget(frame.topic)
             node.broadcaster.unsubscribe(outbox, from: frame.topic)
             node.metrics.errorReplies.increment()
             logProblem(error, topic: frame.topic)
@@ -223,7 +233,7 @@ actor SocketSession {
     }
 
     private func leave(_ frame: PhoenixFrame, silently: Bool = false) {
-        joined[frame.topic] = nil
+        forget(frame.topic)
         node.broadcaster.unsubscribe(outbox, from: frame.topic)
         if !silently { outbox.send(.reply(to: frame, status: "ok", response: [:])) }
     }
