@@ -19,6 +19,10 @@ public func buildApplication(node: Node) -> some ApplicationProtocol {
     // socket. A ping loop would be one more task per connection.
     var webSocket = WebSocketServerConfiguration()
     webSocket.autoPing = .disabled
+    // hummingbird-websocket's default (16 KiB) would close a socket with 1009 for a body a
+    // little over 4,000 emoji long, which deserves a `too_large` reply instead; a frame over
+    // the node's message limit (1 MiB) still closes it with 1009.
+    webSocket.maxFrameSize = SocketRoutes.maximumFrameBytes
     return Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
                        configuration: .init(address: .hostname(node.configuration.httpHost, port: node.configuration.httpPort),
                                             serverName: "parley"),

@@ -1,0 +1,45 @@
+import Foundation
+import ParleyCore
+import ParleyTestSupport
+import Testing
+
+/// Hostile input against a real `parley serve` process (`Tests/clients/hostile.py`):
+/// malformed frames, wrong types, 1 MiB payloads and 2 MiB frames, NUL and control
+/// characters, tampered, expired and foreign tokens, malformed path ids, 3,000 joins of random
+/// channel ids, a sign-in flood. Every one is answered with its stable code; afterwards no
+/// channel server, lease or fence key exists for a channel nobody could join, the node's RSS
+/// stayed bounded and `/readyz` is 200.
+@Suite("Hostile input against a real node")
+struct HostileInputTests {
+    @Test func everyHostileRequestGetsItsStableCodeAndNothingGrows() async throws {
+        let root = TestServices.repositoryRoot
+        let python = root.appendingPathComponent(".venv/bin/python").path
+        let parley = root.appendingPathComponent(".build/debug/parley").path
+        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.isExecutableFile(atPath: parley) else {
+            Issue.record("needs .venv (cluster/test makes it) and the debug build of parley")
+            return
+        }
+        try await TestServices.withSchema { _, schema in
+            let environment = [
+                "PARLEY_HTTP_PORT": "\(Int.random(in: 30_000..<40_000))", "PARLEY_NODE_NAME": "hostile",
+                "PARLEY_REDIS_URL": TestServices.redisURL, "PARLEY_REDIS_PREFIX": TestServices.uniquePrefix("hostile"),
+                "PARLEY_DATABASE_URL": TestServices.databaseURL + "?options=-csearch_path%3D\(schema)",
+                "PARLEY_TOKEN_SECRET": "hostile-test-secret-hostile-test-secret-0", "PARLEY_BCRYPT_COST": "4",
+                "PARLEY_LOG_LEVEL": "error",
+            ]
+            let output: String
+            do {
+                output = try await TestServices.run(python, [root.appendingPathComponent("Tests/clients/hostile.py").path,
+                                                             "--parley", parley, "--log", "/tmp/parley-hostile.log"],
+                                                    environment: environment)
+            } catch {
+                Issue.record("the hostile driver failed: \(error)")
+                return
+            }
+            let line = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") }, "no report in: \(output)")
+            let report = try JSONParser.parse(String(line))
+            #expect(report["problems"]?.arrayValue?.isEmpty == true, "\(report["problems"] ?? .null)")
+            print("hostile input: \(report["codes"]?.jsonText ?? ""); RSS KiB before/after \(report["rss_kib"]?.jsonText ?? "")")
+        }
+    }
+}
