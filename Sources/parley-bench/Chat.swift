@@ -77,6 +77,8 @@ enum Chat {
         for (client, _) in sockets { client.close() }
 
         let ackedPerSecond = Double(acked) / sendSeconds
+        let fsync = try await redis.execute("CONFIG", "GET", "appendfsync").array?.last?.string ?? "?"
+        report.add("Redis appendfsync", "redis_appendfsync", text: fsync)
         report.add("sockets (channels × senders)", "sockets", text: "\(load.sockets) (\(load.channels) × \(load.sendersPerChannel))")
         report.add("offered rate", "offered_per_s", Double(load.rate), unit: "msg/s")
         report.add("acknowledged", "acked", acked)
@@ -104,9 +106,11 @@ enum Chat {
         report.add("PostgreSQL statements per batch", "pg_statements_per_batch", statements / max(batches, 1), digits: 2)
 
         // The ceiling: the same top-level command mix run by redis-benchmark, pipelined.
+        // Each trim is one EVALSHA of the trim script (with one XTRIM inside); the rest are appends.
+        let trims = perMessage["xtrim"] ?? 0
         let ceiling = try await RedisCeiling.measure(redis: redis, redisURL: redisURL,
-                                                     appendsPerMessage: perMessage["evalsha"] ?? 1,
-                                                     trimsPerMessage: perMessage["xtrim"] ?? 0)
+                                                     appendsPerMessage: max(0, (perMessage["evalsha"] ?? 1) - trims),
+                                                     trimsPerMessage: trims)
         report.add("redis-benchmark EVALSHA append script (pipelined)", "ceiling_evalsha_per_s", ceiling.evalsha, unit: "/s")
         report.add("redis-benchmark XTRIM (pipelined)", "ceiling_xtrim_per_s", ceiling.xtrim, unit: "/s")
         report.add("Redis ceiling for this mix", "ceiling_msgs_per_s", ceiling.messages, unit: "msg/s")
