@@ -29,6 +29,8 @@ public final class NodeMetrics: Sendable {
     private let channelServers: Gauge
     private let recoveryPending: Gauge
     private let recovered: Counter
+    private let authLimited: Counter
+    private let joinsLimited: Counter
     private let lastSeen = Mutex<[String: Int]>([:])
 
     public init(identity: NodeIdentity) {
@@ -52,6 +54,8 @@ public final class NodeMetrics: Sendable {
         channelServers = registry.makeGauge(descriptor: Self.name("channel_servers", unit: "", help: "Channel servers running on this node"))
         recoveryPending = registry.makeGauge(descriptor: Self.name("recovery_pending_channels", unit: "", help: "Channels whose log holds entries still to recover into PostgreSQL"))
         recovered = registry.makeCounter(descriptor: Self.name("recovered_channels_total", unit: "", help: "Channels whose log tail this node recovered into PostgreSQL"))
+        authLimited = registry.makeCounter(descriptor: Self.name("auth_rate_limited_total", unit: "", help: "Sign-ups and sign-ins refused with rate_limited"))
+        joinsLimited = registry.makeCounter(descriptor: Self.name("joins_rate_limited_total", unit: "", help: "Channel joins refused with rate_limited"))
         registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
     }
 
@@ -60,7 +64,10 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Reads the services' stats and renders the registry in the Prometheus text format.
-    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, channels: ChannelRouter, postgres: PostgresClient) async -> [UInt8] {
+    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, channels: ChannelRouter, requests: RequestLimiter,
+                postgres: PostgresClient) async -> [UInt8] {
+        advance(authLimited, "auth_limited", to: requests.refusals(.auth))
+        advance(joinsLimited, "joins_limited", to: requests.refusals(.join))
         let broadcast = broadcaster.stats()
         let stored = await buffer.stats()
         let recovery = channels.recoveryStats
@@ -98,7 +105,7 @@ struct MetricsRoutes: Sendable {
     func register(on router: Router<some RequestContext>) {
         router.get("metrics") { _, _ in
             let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer, channels: node.channels,
-                                                  postgres: node.backends.postgres)
+                                                  requests: node.requests, postgres: node.backends.postgres)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }

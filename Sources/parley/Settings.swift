@@ -74,6 +74,17 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "Frames that may wait for one socket before a client too slow to read is closed (1008). Env PARLEY_OUTBOX_CAPACITY; default 512.")
     var outboxCapacity: Int?
 
+    @Option(help: "Accepted messages that may wait for PostgreSQL; past it new ones get `unavailable`. Env PARLEY_MAX_PENDING_MESSAGES; default 100000.")
+    var maxPendingMessages: Int?
+    @Option(help: "Channel servers one node runs at most. Env PARLEY_MAX_CHANNELS; default 10000.")
+    var maxChannels: Int?
+    @Option(help: "PostgreSQL cancels a statement running longer, ms. Env PARLEY_STATEMENT_TIMEOUT_MS; default 10000.")
+    var statementTimeoutMs: Int?
+    @Option(help: "Sign-ups and sign-ins per minute per client address and per email. Env PARLEY_AUTH_PER_MINUTE; default 30.")
+    var authPerMinute: Int?
+    @Option(help: "Channel joins per second per user (ten times that per address). Env PARLEY_JOINS_PER_SECOND; default 20.")
+    var joinsPerSecond: Int?
+
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
         configuration.httpHost = try setting(httpHost, "PARLEY_HTTP_HOST", configuration.httpHost)
@@ -87,6 +98,15 @@ struct NodeOptions: ParsableArguments {
         configuration.socketTimeout = .milliseconds(try setting(socketTimeoutMs, "PARLEY_SOCKET_TIMEOUT_MS", 60000))
         configuration.awayAfter = .milliseconds(try setting(awayAfterMs, "PARLEY_AWAY_AFTER_MS", 300_000))
         configuration.outboxCapacity = try setting(outboxCapacity, "PARLEY_OUTBOX_CAPACITY", configuration.outboxCapacity)
+        configuration.maximumPending = try setting(maxPendingMessages, "PARLEY_MAX_PENDING_MESSAGES", configuration.maximumPending)
+        configuration.maximumChannels = try setting(maxChannels, "PARLEY_MAX_CHANNELS", configuration.maximumChannels)
+        configuration.statementTimeout = .milliseconds(try setting(statementTimeoutMs, "PARLEY_STATEMENT_TIMEOUT_MS", 10_000))
+        configuration.authPerMinute = try setting(authPerMinute, "PARLEY_AUTH_PER_MINUTE", configuration.authPerMinute)
+        configuration.joinsPerSecond = try setting(joinsPerSecond, "PARLEY_JOINS_PER_SECOND", configuration.joinsPerSecond)
+        guard configuration.maximumPending >= 100, configuration.maximumChannels >= 1, configuration.authPerMinute >= 1,
+              configuration.joinsPerSecond >= 1, configuration.statementTimeout >= .milliseconds(100) else {
+            throw ValidationError("max pending messages ≥ 100, max channels ≥ 1, auth per minute ≥ 1, joins per second ≥ 1, statement timeout ≥ 100 ms")
+        }
         guard configuration.outboxCapacity >= 8 else { throw ValidationError("the outbox capacity must be at least 8 frames") }
         guard configuration.socketTimeout >= .seconds(1), configuration.awayAfter >= .seconds(1) else {
             throw ValidationError("the socket timeout and the away delay must be at least 1000 ms")

@@ -42,4 +42,20 @@ struct HostileInputTests {
             print("hostile input: \(report["codes"]?.jsonText ?? ""); RSS KiB before/after \(report["rss_kib"]?.jsonText ?? "")")
         }
     }
+
+    /// Issue 14.10: no built-in secret to forge tokens with: `parley serve` refuses to start
+    /// without one, saying how to give one.
+    @Test func theNodeRefusesToStartWithoutATokenSecret() async throws {
+        let parley = TestServices.repositoryRoot.appendingPathComponent(".build/debug/parley").path
+        guard FileManager.default.isExecutableFile(atPath: parley) else {
+            Issue.record("needs the debug build of parley")
+            return
+        }
+        do {
+            _ = try await TestServices.run("/usr/bin/env", ["-u", "PARLEY_TOKEN_SECRET", parley, "serve", "--http-port", "1"])
+            Issue.record("the node started without a token secret")
+        } catch let failure as TestServices.ProcessFailure {
+            #expect(failure.description.contains("no token secret: set PARLEY_TOKEN_SECRET"), "\(failure)")
+        }
+    }
 }
