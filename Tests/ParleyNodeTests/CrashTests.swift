@@ -12,23 +12,13 @@ import Testing
 /// (checked by the driver) every socket received every `seq` of its channel exactly once.
 @Suite("A node crashed under load loses nothing acknowledged", .serialized)
 struct CrashTests {
-    static let root = TestServices.repositoryRoot
-
     enum Fault: String, CaseIterable, Sendable { case node, redis, pause }
 
     @Test(arguments: Fault.allCases)
     func everyAcknowledgedMessageIsStoredOnceAndEverySocketGetsEverySeqOnce(fault: Fault) async throws {
-        let python = Self.root.appendingPathComponent(".venv/bin/python").path
-        let parley = Self.root.appendingPathComponent(".build/debug/parley").path
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.isExecutableFile(atPath: parley) else {
-            Issue.record("needs .venv (cluster/test makes it) and the debug build of parley")
-            return
-        }
         try await TestServices.withSchema { postgres, schema in
-            let port = Int.random(in: 30_000..<40_000)
             var redisURL = TestServices.redisURL
-            var arguments = [Self.root.appendingPathComponent("Tests/clients/crash_chat.py").path, "--parley", parley,
-                             "--mode", fault.rawValue, "--kills", "3", "--log", "/tmp/parley-crash-\(fault.rawValue).log"]
+            var arguments = ["--mode", fault.rawValue, "--kills", "3", "--log", "/tmp/parley-crash-\(fault.rawValue).log"]
             var redisFolder: URL?
             if fault == .redis {
                 let redisPort = Int.random(in: 20_000..<30_000)
@@ -39,24 +29,10 @@ struct CrashTests {
                 arguments += ["--redis-port", "\(redisPort)", "--redis-dir", folder.path]
             }
             defer { if let redisFolder { try? FileManager.default.removeItem(at: redisFolder) } }
-            let environment = [
-                "PARLEY_HTTP_PORT": "\(port)", "PARLEY_NODE_NAME": "crash-\(fault.rawValue)",
-                "PARLEY_REDIS_URL": redisURL, "PARLEY_REDIS_PREFIX": TestServices.uniquePrefix("crash"),
-                "PARLEY_DATABASE_URL": TestServices.databaseURL + "?options=-csearch_path%3D\(schema)",
-                "PARLEY_TOKEN_SECRET": "crash-test-secret-crash-test-secret-0123", "PARLEY_BCRYPT_COST": "4",
-                "PARLEY_LEASE_TTL_MS": "2000", "PARLEY_BATCH_SIZE": "200", "PARLEY_BATCH_TIMEOUT_MS": "3000",
-                "PARLEY_LOG_LEVEL": "notice",
-            ]
-            let output: String
-            do {
-                output = try await TestServices.run(python, arguments, environment: environment)
-            } catch {
-                Issue.record("the crash driver failed: \(error)")
-                return
-            }
-            let line = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") }, "no report in: \(output)")
-            let report = try JSONParser.parse(String(line))
-            #expect(report["problems"]?.arrayValue?.isEmpty == true, "\(report["problems"] ?? .null)")
+            var environment = ClientDriver.environment(node: "crash-\(fault.rawValue)", schema: schema, redisURL: redisURL)
+            environment.merge(["PARLEY_LEASE_TTL_MS": "2000", "PARLEY_BATCH_SIZE": "200", "PARLEY_BATCH_TIMEOUT_MS": "3000",
+                               "PARLEY_LOG_LEVEL": "notice"]) { $1 }
+            guard let report = try await ClientDriver.run("crash_chat.py", arguments, environment: environment) else { return }
             let channels = try #require(report["channels"]?.objectValue)
             var acknowledged = 0
             for (channel, acks) in channels {
@@ -72,7 +48,7 @@ struct CrashTests {
             }
             #expect(acknowledged > 100, "the run acknowledged \(acknowledged) messages: too few to mean anything")
             print("crash test (\(fault.rawValue)): \(acknowledged) acknowledged messages in \(channels.count) channels, "
-                  + "stats \(report["stats"] ?? .null)")
+                  + "\(report["stats"]?.jsonText ?? "")")
         }
     }
 }

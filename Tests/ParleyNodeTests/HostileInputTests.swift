@@ -12,33 +12,11 @@ import Testing
 @Suite("Hostile input against a real node")
 struct HostileInputTests {
     @Test func everyHostileRequestGetsItsStableCodeAndNothingGrows() async throws {
-        let root = TestServices.repositoryRoot
-        let python = root.appendingPathComponent(".venv/bin/python").path
-        let parley = root.appendingPathComponent(".build/debug/parley").path
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.isExecutableFile(atPath: parley) else {
-            Issue.record("needs .venv (cluster/test makes it) and the debug build of parley")
-            return
-        }
         try await TestServices.withSchema { _, schema in
-            let environment = [
-                "PARLEY_HTTP_PORT": "\(Int.random(in: 30_000..<40_000))", "PARLEY_NODE_NAME": "hostile",
-                "PARLEY_REDIS_URL": TestServices.redisURL, "PARLEY_REDIS_PREFIX": TestServices.uniquePrefix("hostile"),
-                "PARLEY_DATABASE_URL": TestServices.databaseURL + "?options=-csearch_path%3D\(schema)",
-                "PARLEY_TOKEN_SECRET": "hostile-test-secret-hostile-test-secret-0", "PARLEY_BCRYPT_COST": "4",
-                "PARLEY_LOG_LEVEL": "error",
-            ]
-            let output: String
-            do {
-                output = try await TestServices.run(python, [root.appendingPathComponent("Tests/clients/hostile.py").path,
-                                                             "--parley", parley, "--log", "/tmp/parley-hostile.log"],
-                                                    environment: environment)
-            } catch {
-                Issue.record("the hostile driver failed: \(error)")
-                return
-            }
-            let line = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") }, "no report in: \(output)")
-            let report = try JSONParser.parse(String(line))
-            #expect(report["problems"]?.arrayValue?.isEmpty == true, "\(report["problems"] ?? .null)")
+            var environment = ClientDriver.environment(node: "hostile", schema: schema)
+            environment["PARLEY_LOG_LEVEL"] = "error"
+            guard let report = try await ClientDriver.run("hostile.py", ["--log", "/tmp/parley-hostile.log"],
+                                                          environment: environment) else { return }
             print("hostile input: \(report["codes"]?.jsonText ?? ""); RSS KiB before/after \(report["rss_kib"]?.jsonText ?? "")")
         }
     }

@@ -23,18 +23,28 @@ struct OpenDirectory: Directory {
     func lastRead(_ channel: String, user: String) async throws -> Int64 { 0 }
 }
 
+/// A router on memory adapters with a socket subscribed to `channel:c1`.
+struct RouterFixture {
+    let leases = MemoryLeaseStore()
+    let broadcaster = Broadcaster()
+    let socket = RecordingSocket(codec: .v2)
+    let router: ChannelRouter
+
+    init(_ settings: ChannelRouter.Settings) {
+        let log = MemoryMessageLog(leases: leases)
+        let store = MemoryMessageStore()
+        broadcaster.subscribe(socket, to: "channel:c1")
+        router = ChannelRouter(identity: NodeIdentity(name: "n", incarnation: "1"), leases: leases, log: log, store: store,
+                               directory: OpenDirectory(), sink: MessageBuffer(store: store, log: log), publisher: broadcaster,
+                               settings: settings)
+    }
+}
+
 @Suite("Channel router")
 struct ChannelRouterTests {
     @Test func aLostLeaseStopsTheServerAndTellsItsSockets() async throws {
-        let leases = MemoryLeaseStore()
-        let log = MemoryMessageLog(leases: leases)
-        let store = MemoryMessageStore()
-        let broadcaster = Broadcaster()
-        let socket = RecordingSocket(codec: .v2)
-        broadcaster.subscribe(socket, to: "channel:c1")
-        let router = ChannelRouter(identity: NodeIdentity(name: "n", incarnation: "1"), leases: leases, log: log, store: store,
-                                   directory: OpenDirectory(), sink: MessageBuffer(store: store, log: log), publisher: broadcaster,
-                                   settings: .init(leaseTTL: .milliseconds(300)))
+        let fixture = RouterFixture(.init(leaseTTL: .milliseconds(300)))
+        let (leases, socket, router) = (fixture.leases, fixture.socket, fixture.router)
         let first = try await router.server(for: "c1", member: "alice")
         #expect(try await first.post(userID: "alice", body: "one", clientMessageID: nil).seq == 1)
         #expect(try await leases.holder(of: .channel("c1")) == "n/1")
@@ -75,17 +85,10 @@ struct ChannelRouterTests {
 
     /// Issue 14.8: a typing indicator nobody renews ends by itself (the router's tick).
     @Test func typingEndsWhenNotRenewed() async throws {
-        let leases = MemoryLeaseStore()
-        let log = MemoryMessageLog(leases: leases)
-        let store = MemoryMessageStore()
-        let broadcaster = Broadcaster()
-        let socket = RecordingSocket(codec: .v2)
-        broadcaster.subscribe(socket, to: "channel:c1")
         var settings = ChannelRouter.Settings(tick: .milliseconds(20))
         settings.typingTimeout = .milliseconds(100)
-        let router = ChannelRouter(identity: NodeIdentity(name: "n", incarnation: "1"), leases: leases, log: log, store: store,
-                                   directory: OpenDirectory(), sink: MessageBuffer(store: store, log: log), publisher: broadcaster,
-                                   settings: settings)
+        let fixture = RouterFixture(settings)
+        let (socket, router) = (fixture.socket, fixture.router)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await router.run() }
             await try router.server(for: "c1", member: "alice").setTyping("alice", true)

@@ -31,6 +31,8 @@ import uuid
 
 import websockets
 
+from parley_http import API
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--parley", required=True)
 parser.add_argument("--mode", choices=["node", "redis", "pause"], required=True)
@@ -133,19 +135,8 @@ class Redis:
 
 # --- HTTP setup ----------------------------------------------------------------------------
 
-def api(method, path, token=None, body=None):
-    request = urllib.request.Request(BASE + path, method=method, data=json.dumps(body or {}).encode())
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def sign_up(name):
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    answer = api("POST", "/api/signup", body={"email": email, "display_name": name, "password": "a long enough password"})
-    return {"id": answer["user"]["id"], "token": answer["token"], "email": email}
+api = API(PORT)
+sign_up = api.sign_up
 
 
 # --- clients -------------------------------------------------------------------------------

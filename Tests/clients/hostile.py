@@ -27,6 +27,8 @@ import uuid
 
 import websockets
 
+from parley_http import API
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--parley", required=True)
 parser.add_argument("--log", default="/dev/null")
@@ -46,21 +48,7 @@ def expect(case, got, wanted):
         problems.append(f"{case}: answered {got!r}, expected {wanted!r}")
 
 
-def api(method, path, token=None, body=None, raw=None):
-    data = raw if raw is not None else json.dumps(body or {}).encode()
-    request = urllib.request.Request(BASE + path, method=method, data=data)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        text = error.read()
-        try:
-            return error.code, json.loads(text)
-        except ValueError:
-            return error.code, {"raw": text[:200].decode(errors="replace")}
+api = API(PORT).call
 
 
 def code_of(answer):
@@ -142,6 +130,8 @@ async def main():
 async def attack(node):
     email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
     status, answer = api("POST", "/api/signup", body={"email": email, "display_name": "Owner", "password": "a long enough password"})
+    if status != 201:
+        raise SystemExit(f"sign-up failed: {status} {answer}")
     token, user_id = answer["token"], answer["user"]["id"]
     workspace = api("POST", "/api/workspaces", token, {"name": "Hostile"})[1]["workspace"]["id"]
     channel = api("POST", f"/api/workspaces/{workspace}/channels", token, {"name": "general"})[1]["channel"]["id"]

@@ -13,23 +13,18 @@ import uuid
 
 from phxsocket import Client
 
+from parley_http import API
+
 PORT = int(sys.argv[1])
 BASE = f"http://127.0.0.1:{PORT}"
 
 
-def api(method, path, token=None, body=None):
-    request = urllib.request.Request(BASE + path, method=method, data=json.dumps(body or {}).encode())
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+api = API(PORT)
 
 
 def sign_up(name):
-    answer = api("POST", "/api/signup", body={"email": f"{name}-{uuid.uuid4().hex[:6]}@example.com",
-                                              "display_name": name, "password": "a long enough password"})
-    return answer["user"], answer["token"]
+    user = api.sign_up(name)
+    return user["user"], user["token"]
 
 
 def check(condition, what):
