@@ -11,11 +11,17 @@ public struct PostgresMessageStore: MessageStore {
     public init(client: PostgresClient) { self.client = client }
 
     static let columns = "id, channel_id, seq, user_id, body, thread_root_id, client_msg_id, created_at, edited_at, deleted_at"
-    static let selectColumns = """
-        id::text, channel_id::text, seq, user_id::text, body, thread_root_id::text, client_msg_id,
-        (extract(epoch FROM created_at) * 1000)::bigint, (extract(epoch FROM edited_at) * 1000)::bigint,
-        (extract(epoch FROM deleted_at) * 1000)::bigint
-        """
+    static let selectColumns = selectColumns(nil)
+
+    /// The columns `message(_:from:)` reads, of table alias `table` if given.
+    static func selectColumns(_ table: String?) -> String {
+        let t = table.map { "\($0)." } ?? ""
+        return """
+            \(t)id::text, \(t)channel_id::text, \(t)seq, \(t)user_id::text, \(t)body, \(t)thread_root_id::text, \(t)client_msg_id,
+            (extract(epoch FROM \(t)created_at) * 1000)::bigint, (extract(epoch FROM \(t)edited_at) * 1000)::bigint,
+            (extract(epoch FROM \(t)deleted_at) * 1000)::bigint
+            """
+    }
 
     public func claim(channel: String, fence: Int64) async throws -> Bool {
         guard UUID(uuidString: channel) != nil else { return false }
@@ -53,18 +59,35 @@ public struct PostgresMessageStore: MessageStore {
         return Set(try refused.map { try $0.decode(String.self, at: 0) })
     }
 
-    public func find(channel: String, user: String, clientMessageID: String) async throws -> (match: MessageView?, lastSeq: Int64) {
-        guard UUID(uuidString: channel) != nil, UUID(uuidString: user) != nil else { return (nil, 0) }
-        let rows = try await client.query("""
-            SELECT (SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = $1::uuid), m.*
-            FROM (SELECT 1) one LEFT JOIN LATERAL (
-                SELECT \(Self.selectColumns) FROM messages
-                WHERE channel_id = $1::uuid AND user_id = $2::uuid AND client_msg_id = $3) m ON true
-            """, channel, user, clientMessageID)
-        let row = rows[0]
-        let lastSeq: Int64 = try row.decode(at: 0)
-        let id: String? = try row.decode(at: 1)
-        return (try id.map { _ in try Self.message(row, from: 1) }, lastSeq)
+    public func find(_ keys: [ClientMessageKey]) async throws -> (matches: [ClientMessageKey: MessageView], lastSeqs: [String: Int64]) {
+        let valid = keys.filter { UUID(uuidString: $0.channel) != nil && UUID(uuidString: $0.user) != nil }
+        guard !valid.isEmpty else { return ([:], [:]) }
+        var parameters: [any PostgresEncodable] = []
+        var rows: [String] = []
+        for key in valid {
+            rows.append("($\(parameters.count + 1)::uuid, $\(parameters.count + 2)::uuid, $\(parameters.count + 3)::text)")
+            parameters += [key.channel, key.user, key.clientMessageID]
+        }
+        let answer = try await client.query("""
+            WITH k (channel_id, user_id, client_msg_id) AS (VALUES \(rows.joined(separator: ", ")))
+            SELECT c.channel_id::text, (SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = c.channel_id), m.*
+            FROM (SELECT DISTINCT channel_id FROM k) c
+            LEFT JOIN LATERAL (
+                SELECT \(Self.selectColumns("m")) FROM messages m JOIN k
+                  ON m.channel_id = k.channel_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id
+                WHERE m.channel_id = c.channel_id) m ON true
+            """, parameters)
+        var matches: [ClientMessageKey: MessageView] = [:]
+        var lastSeqs: [String: Int64] = [:]
+        for row in answer {
+            lastSeqs[try row.decode(String.self, at: 0)] = try row.decode(Int64.self, at: 1)
+            guard try row.decode(String?.self, at: 2) != nil else { continue }
+            let message = try Self.message(row, from: 2)
+            if let clientMessageID = message.clientMessageID {
+                matches[ClientMessageKey(channel: message.channelID, user: message.userID, clientMessageID: clientMessageID)] = message
+            }
+        }
+        return (matches, lastSeqs)
     }
 
     public func update(_ message: MessageView, fence: Int64) async throws -> Bool {

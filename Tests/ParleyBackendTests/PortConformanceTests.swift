@@ -109,9 +109,12 @@ struct PortConformanceTests {
             #expect(try await store.messages(channel: channel, seqs: 1...30, limit: 3).map(\.seq) == [1, 2, 3])
             #expect(try await store.messages(channel: channel, before: 11, limit: 4).map(\.seq) == [7, 8, 9, 10])
             #expect(try await store.lastSeq(channel: UUID().uuidString) == 0)
-            let found = try await store.find(channel: channel, user: user, clientMessageID: "c-7")
-            #expect(found.match == batch[6] && found.lastSeq == 30)
-            #expect(try await store.find(channel: channel, user: user, clientMessageID: "c-99").match == nil)
+            let seven = ClientMessageKey(channel: channel, user: user, clientMessageID: "c-7")
+            let unknown = ClientMessageKey(channel: channel, user: user, clientMessageID: "c-99")
+            let someoneElses = ClientMessageKey(channel: channel, user: UUID().uuidString.lowercased(), clientMessageID: "c-8")
+            let found = try await store.find([seven, unknown, someoneElses])
+            #expect(found.matches == [seven: batch[6]], "only the sender's own client_msg_id matches")
+            #expect(found.lastSeqs == [channel: 30])
             var edited = batch[3]
             edited.body = "edited"
             edited.editedAt = 1_795_000_999_000

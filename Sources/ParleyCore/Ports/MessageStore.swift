@@ -17,9 +17,9 @@ public protocol MessageStore: Sendable {
     /// The highest stored `seq` of `channel` (0 when none). Rows go in in `seq` order, so
     /// everything below it is stored too.
     func lastSeq(channel: String) async throws -> Int64
-    /// `user`'s stored message with `clientMessageID`, and the channel's highest stored `seq`
-    /// (read in the same statement).
-    func find(channel: String, user: String, clientMessageID: String) async throws -> (match: MessageView?, lastSeq: Int64)
+    /// For each key, the sender's stored message with that `client_msg_id`, if any, and each
+    /// key's channel's highest stored `seq` — all read in one statement.
+    func find(_ keys: [ClientMessageKey]) async throws -> (matches: [ClientMessageKey: MessageView], lastSeqs: [String: Int64])
     /// Replaces a stored message's body and edit / delete times; throws `StoreError.staleFence`
     /// when `fence` no longer owns the channel, false when no such message is stored.
     func update(_ message: MessageView, fence: Int64) async throws -> Bool
@@ -31,6 +31,19 @@ public protocol MessageStore: Sendable {
                fence: Int64) async throws -> [String: [String]]
     /// Records that `user` read `channel` up to `seq` (never backwards); returns the recorded value.
     func markRead(channel: String, user: String, seq: Int64, fence: Int64) async throws -> Int64
+}
+
+/// A message's de-duplication key: its channel, its sender and the sender's `client_msg_id`.
+public struct ClientMessageKey: Sendable, Hashable {
+    public var channel: String
+    public var user: String
+    public var clientMessageID: String
+
+    public init(channel: String, user: String, clientMessageID: String) {
+        self.channel = channel
+        self.user = user
+        self.clientMessageID = clientMessageID
+    }
 }
 
 /// A store write refused.

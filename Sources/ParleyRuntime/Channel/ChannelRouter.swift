@@ -54,13 +54,15 @@ public final class ChannelRouter: Service {
         self.store = store
         self.logger = logger
         let holder = identity.description
+        let lookup = ClientMessageLookup(store: store)
         registry = ServiceRegistry(policy: .transient, idleTimeout: settings.idleTimeout, maximum: settings.maximumServers, start: { channel in
             guard let fence = try await leases.acquire(.channel(channel), holder: holder, ttl: settings.leaseTTL) else {
                 throw ChannelError.unavailable("channel \(channel) is owned elsewhere; retry shortly")
             }
             do {
                 return try await ChannelServer.load(channelID: channel, holder: holder, fence: fence,
-                                                    members: directory.channelMembers(channel), log: log, store: store, sink: sink,
+                                                    members: directory.channelMembers(channel), log: log, store: store,
+                                                    lookup: lookup, sink: sink,
                                                     publisher: publisher, typingTimeout: settings.typingTimeout)
             } catch {
                 try? await leases.release(.channel(channel), holder: holder)

@@ -22,6 +22,7 @@ public actor ChannelServer {
     public nonisolated let fence: Int64
     let log: any MessageLog
     let store: any MessageStore
+    private let lookup: ClientMessageLookup
     private let sink: any MessageSink
     private let publisher: any EventPublisher
     private let clock: any ParleyClock
@@ -40,16 +41,17 @@ public actor ChannelServer {
     public var topic: String { "channel:\(channelID)" }
 
     /// Loads the channel under the lease `fence`: claims it in the store, recovers the log's
-    /// tail into the store, and continues the `seq` from there.
+    /// tail into the store, and continues the `seq` from there. `lookup` asks the store about
+    /// `client_msg_id`s (one shared by the node's channels batches their questions).
     public static func load(channelID: String, holder: String, fence: Int64, members: Set<String>, log: any MessageLog,
-                            store: any MessageStore, sink: any MessageSink, publisher: any EventPublisher,
-                            clock: any ParleyClock = SystemClock(), recentLimit: Int = 100,
+                            store: any MessageStore, lookup: ClientMessageLookup? = nil, sink: any MessageSink,
+                            publisher: any EventPublisher, clock: any ParleyClock = SystemClock(), recentLimit: Int = 100,
                             typingTimeout: Duration = .seconds(5)) async throws -> ChannelServer {
         guard try await store.claim(channel: channelID, fence: fence) else { throw ChannelError.notOwner }
         let recovered = try await recover(channelID, fence: fence, log: log, store: store)
         await sink.persisted(channel: channelID, through: recovered)
         return ChannelServer(channelID: channelID, holder: holder, fence: fence, members: members, lastSeq: recovered, log: log,
-                             store: store, sink: sink, publisher: publisher, clock: clock, recentLimit: recentLimit,
+                             store: store, lookup: lookup ?? ClientMessageLookup(store: store), sink: sink, publisher: publisher, clock: clock, recentLimit: recentLimit,
                              typing: TypingTracker(timeout: typingTimeout))
     }
 
@@ -68,7 +70,7 @@ public actor ChannelServer {
     }
 
     private init(channelID: String, holder: String, fence: Int64, members: Set<String>, lastSeq: Int64, log: any MessageLog,
-                 store: any MessageStore, sink: any MessageSink, publisher: any EventPublisher, clock: any ParleyClock,
+                 store: any MessageStore, lookup: ClientMessageLookup, sink: any MessageSink, publisher: any EventPublisher, clock: any ParleyClock,
                  recentLimit: Int, typing: TypingTracker) {
         self.channelID = channelID
         self.holder = holder
@@ -77,6 +79,7 @@ public actor ChannelServer {
         self.lastSeq = lastSeq
         self.log = log
         self.store = store
+        self.lookup = lookup
         self.sink = sink
         self.publisher = publisher
         self.clock = clock
@@ -100,16 +103,16 @@ public actor ChannelServer {
             guard try await contains(messageID: root) else { throw ChannelError.notFound("thread root \(root)") }
         }
         // Ask the store about the client_msg_id while waiting for the turn.
-        let check = clientMessageID.map { id in Task { [store, channelID] in try await store.find(channel: channelID, user: userID, clientMessageID: id) } }
+        let key = clientMessageID.map { ClientMessageKey(channel: channelID, user: userID, clientMessageID: $0) }
+        let check = key.map { key in Task { [lookup] in try await lookup.find(key) } }
         await takeTurn()
         defer { passTurn() }
         try await backend { if needsResync { try await adoptLogTail() } }
         for attempt in 0..<3 {
             var storedThrough = Int64.max
-            if let clientMessageID, let check {
+            if let key, let check {
                 do {
-                    let found = attempt == 0 ? try await check.value
-                                             : try await store.find(channel: channelID, user: userID, clientMessageID: clientMessageID)
+                    let found = attempt == 0 ? try await check.value : try await lookup.find(key)
                     if let match = found.match { return match }
                     storedThrough = found.lastSeq
                 } catch {

@@ -44,10 +44,16 @@ public final class MemoryMessageStore: MessageStore {
         }
     }
 
-    public func find(channel: String, user: String, clientMessageID: String) async throws -> (match: MessageView?, lastSeq: Int64) {
+    public func find(_ keys: [ClientMessageKey]) async throws -> (matches: [ClientMessageKey: MessageView], lastSeqs: [String: Int64]) {
         state.withLock { state in
-            let stored = state.messages[channel] ?? [:]
-            return (stored.values.first { $0.userID == user && $0.clientMessageID == clientMessageID }, stored.keys.max() ?? 0)
+            var matches: [ClientMessageKey: MessageView] = [:]
+            var lastSeqs: [String: Int64] = [:]
+            for key in keys {
+                let stored = state.messages[key.channel] ?? [:]
+                lastSeqs[key.channel] = stored.keys.max() ?? 0
+                matches[key] = stored.values.first { $0.userID == key.user && $0.clientMessageID == key.clientMessageID }
+            }
+            return (matches, lastSeqs)
         }
     }
 
