@@ -59,9 +59,9 @@ public struct PostgresMessageStore: MessageStore {
         return Set(try refused.map { try $0.decode(String.self, at: 0) })
     }
 
-    public func find(_ keys: [ClientMessageKey]) async throws -> (matches: [ClientMessageKey: MessageView], lastSeqs: [String: Int64]) {
+    public func find(_ keys: [ClientMessageKey]) async throws -> [ClientMessageKey: MessageView] {
         let valid = keys.filter { UUID(uuidString: $0.channel) != nil && UUID(uuidString: $0.user) != nil }
-        guard !valid.isEmpty else { return ([:], [:]) }
+        guard !valid.isEmpty else { return [:] }
         var parameters: [any PostgresEncodable] = []
         var rows: [String] = []
         for key in valid {
@@ -69,25 +69,18 @@ public struct PostgresMessageStore: MessageStore {
             parameters += [key.channel, key.user, key.clientMessageID]
         }
         let answer = try await client.query("""
-            WITH k (channel_id, user_id, client_msg_id) AS (VALUES \(rows.joined(separator: ", ")))
-            SELECT c.channel_id::text, (SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = c.channel_id), m.*
-            FROM (SELECT DISTINCT channel_id FROM k) c
-            LEFT JOIN LATERAL (
-                SELECT \(Self.selectColumns("m")) FROM messages m JOIN k
-                  ON m.channel_id = k.channel_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id
-                WHERE m.channel_id = c.channel_id) m ON true
+            SELECT \(Self.selectColumns("m")) FROM messages m
+            JOIN (VALUES \(rows.joined(separator: ", "))) AS k (channel_id, user_id, client_msg_id)
+              ON m.channel_id = k.channel_id AND m.user_id = k.user_id AND m.client_msg_id = k.client_msg_id
             """, parameters)
         var matches: [ClientMessageKey: MessageView] = [:]
-        var lastSeqs: [String: Int64] = [:]
         for row in answer {
-            lastSeqs[try row.decode(String.self, at: 0)] = try row.decode(Int64.self, at: 1)
-            guard try row.decode(String?.self, at: 2) != nil else { continue }
-            let message = try Self.message(row, from: 2)
+            let message = try Self.message(row)
             if let clientMessageID = message.clientMessageID {
                 matches[ClientMessageKey(channel: message.channelID, user: message.userID, clientMessageID: clientMessageID)] = message
             }
         }
-        return (matches, lastSeqs)
+        return matches
     }
 
     public func update(_ message: MessageView, fence: Int64) async throws -> Bool {

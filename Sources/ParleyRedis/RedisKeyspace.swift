@@ -13,6 +13,9 @@ public struct RedisKeyspace: Sendable, Hashable {
     public func fence(_ key: EntityKey) -> String { "\(prefix):fence:\(key.kind.rawValue):{\(key.id)}" }
     public func log(channel: String) -> String { "\(prefix):log:channel:{\(channel)}" }
     public func dedupe(channel: String) -> String { "\(prefix):dedupe:channel:{\(channel)}" }
+    /// The `client_msg_id`s of entries trimmed lately, and of those trimmed before them.
+    public func trimmedDedupe(channel: String) -> String { "\(prefix):dedupe-trimmed:channel:{\(channel)}" }
+    public func olderTrimmedDedupe(channel: String) -> String { "\(prefix):dedupe-trimmed-old:channel:{\(channel)}" }
     public func presence(workspace: String) -> String { "\(prefix):presence:workspace:{\(workspace)}" }
     public func topic(_ topic: String) -> String { "\(prefix):topic:\(topic)" }
     public func inbox(node: String) -> String { "\(prefix):inbox:\(node)" }

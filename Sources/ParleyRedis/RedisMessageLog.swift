@@ -1,21 +1,28 @@
 import ParleyCore
 
-/// `MessageLog` in Redis: one stream per channel with entry ids `{seq}-0`, a de-duplication
-/// hash of the messages in the stream, and the append and trim scripts.
+/// `MessageLog` in Redis: one stream per channel with entry ids `{seq}-0`, de-duplication
+/// hashes (the stream's messages, and those trimmed within the last one or two graces), and
+/// the append and trim scripts.
 public struct RedisMessageLog: MessageLog {
     public let client: RedisClient
     public let keys: RedisKeyspace
+    public let trimGrace: Duration
 
-    public init(client: RedisClient, keys: RedisKeyspace) {
+    public init(client: RedisClient, keys: RedisKeyspace, trimGrace: Duration = .seconds(10)) {
         self.client = client
         self.keys = keys
+        self.trimGrace = trimGrace
     }
 
-    public func append(_ message: MessageView, holder: String, storedThrough: Int64) async throws -> LogAppendOutcome {
+    private func dedupeKeys(_ channel: String) -> [String] {
+        [keys.dedupe(channel: channel), keys.trimmedDedupe(channel: channel), keys.olderTrimmedDedupe(channel: channel)]
+    }
+
+    public func append(_ message: MessageView, holder: String) async throws -> LogAppendOutcome {
         let channel = message.channelID
         let reply = try await client.evaluate(
-            .appendToLog, keys: [keys.lease(.channel(channel)), keys.log(channel: channel), keys.dedupe(channel: channel)],
-            arguments: [holder, message.seq, message.dedupeField ?? "", message.json.jsonBytes, message.id, storedThrough])
+            .appendToLog, keys: [keys.lease(.channel(channel)), keys.log(channel: channel)] + dedupeKeys(channel),
+            arguments: [holder, message.seq, message.dedupeField ?? "", message.json.jsonBytes, message.id])
         guard let parts = reply.array, let verdict = parts.first?.string else {
             throw RedisError.unexpectedReply("append script answered \(reply)")
         }
@@ -23,7 +30,6 @@ public struct RedisMessageLog: MessageLog {
         case "ok": return .appended
         case "not_owner": return .notOwner
         case "stale_seq": return .staleSeq
-        case "recheck": return .recheck
         case "duplicate" where parts.count == 3:
             guard let seq = parts[1].string.flatMap({ Int64($0) }) ?? parts[1].int, let id = parts[2].string else { break }
             return .duplicate(seq: seq, id: id)
@@ -53,7 +59,7 @@ public struct RedisMessageLog: MessageLog {
     public func trim(through: [String: Int64]) async throws {
         guard !through.isEmpty else { return }
         let replies = try await client.pipeline(through.map { channel, seq in
-            .evalSHA(.trimLog, keys: [keys.log(channel: channel), keys.dedupe(channel: channel)], arguments: [seq])
+            .evalSHA(.trimLog, keys: [keys.log(channel: channel)] + dedupeKeys(channel), arguments: [seq, trimGrace.milliseconds])
         })
         if let error = replies.lazy.compactMap(\.errorMessage).first { throw RedisError.reply(error) }
     }

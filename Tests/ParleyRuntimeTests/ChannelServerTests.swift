@@ -26,8 +26,10 @@ final class FaultyLog: MessageLog {
         self.appendDelay = appendDelay
     }
 
-    func append(_ message: MessageView, holder: String, storedThrough: Int64) async throws -> LogAppendOutcome {
-        let outcome = try await inner.append(message, holder: holder, storedThrough: storedThrough)
+    var trimGrace: Duration { inner.trimGrace }
+
+    func append(_ message: MessageView, holder: String) async throws -> LogAppendOutcome {
+        let outcome = try await inner.append(message, holder: holder)
         if appendDelay > .zero { try await Task.sleep(for: appendDelay) }
         if failNextAppendAfterWriting.withLock({ let fail = $0; $0 = false; return fail }) {
             throw CancellationError()

@@ -8,9 +8,6 @@ public enum LogAppendOutcome: Sendable, Hashable {
     case notOwner
     /// `seq` is not above the last one in the log: the caller's counter is stale.
     case staleSeq
-    /// Entries above the caller's `storedThrough` were trimmed since the caller asked the store
-    /// about this `client_msg_id`: the answer may be stale, ask the store again.
-    case recheck
 }
 
 /// The write-ahead log of accepted messages not yet in PostgreSQL (DESIGN §2, §4):
@@ -18,12 +15,15 @@ public enum LogAppendOutcome: Sendable, Hashable {
 /// what the store has.
 ///
 /// De-duplication: a message's `(sender, client_msg_id)` is remembered while the message is
-/// in the log; once trimmed, the store answers (its unique index). `storedThrough` closes the
-/// window between the two: the store's highest `seq` when the caller asked it.
+/// in the log and for at least `trimGrace` after it is trimmed; from then on the store answers
+/// (its unique index). A caller that asked the store less than `trimGrace` before appending
+/// therefore misses no earlier copy.
 public protocol MessageLog: Sendable {
+    /// How long a trimmed message's `client_msg_id` stays known to the log, at least.
+    var trimGrace: Duration { get }
     /// Appends `message` if `holder` holds the channel's lease, the sender's `client_msg_id`
     /// is new, and `seq` is above the last: one round trip.
-    func append(_ message: MessageView, holder: String, storedThrough: Int64) async throws -> LogAppendOutcome
+    func append(_ message: MessageView, holder: String) async throws -> LogAppendOutcome
     /// Entries with `after < seq <= through`, oldest first, at most `limit`.
     func entries(channel: String, after: Int64, through: Int64, limit: Int) async throws -> [MessageView]
     /// The newest `limit` entries with `seq < before`, oldest first.

@@ -17,9 +17,8 @@ public protocol MessageStore: Sendable {
     /// The highest stored `seq` of `channel` (0 when none). Rows go in in `seq` order, so
     /// everything below it is stored too.
     func lastSeq(channel: String) async throws -> Int64
-    /// For each key, the sender's stored message with that `client_msg_id`, if any, and each
-    /// key's channel's highest stored `seq` — all read in one statement.
-    func find(_ keys: [ClientMessageKey]) async throws -> (matches: [ClientMessageKey: MessageView], lastSeqs: [String: Int64])
+    /// For each key, the sender's stored message with that `client_msg_id`, if any: one statement.
+    func find(_ keys: [ClientMessageKey]) async throws -> [ClientMessageKey: MessageView]
     /// Replaces a stored message's body and edit / delete times; throws `StoreError.staleFence`
     /// when `fence` no longer owns the channel, false when no such message is stored.
     func update(_ message: MessageView, fence: Int64) async throws -> Bool

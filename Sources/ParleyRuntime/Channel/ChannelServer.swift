@@ -102,56 +102,56 @@ public actor ChannelServer {
         if let root = threadRootID {
             guard try await contains(messageID: root) else { throw ChannelError.notFound("thread root \(root)") }
         }
-        // Ask the store about the client_msg_id while waiting for the turn.
+        // Ask the store about the client_msg_id while waiting for the turn. The log knows a
+        // message it trimmed for `trimGrace` after: an answer younger than half of it misses
+        // nothing in between.
         let key = clientMessageID.map { ClientMessageKey(channel: channelID, user: userID, clientMessageID: $0) }
-        let check = key.map { key in Task { [lookup] in try await lookup.find(key) } }
+        var asked = clock.now()
+        var check = key.map { key in Task { [lookup] in try await lookup.find(key) } }
         await takeTurn()
         defer { passTurn() }
         try await backend { if needsResync { try await adoptLogTail() } }
-        for attempt in 0..<3 {
-            var storedThrough = Int64.max
-            if let key, let check {
-                do {
-                    let found = attempt == 0 ? try await check.value : try await lookup.find(key)
-                    if let match = found.match { return match }
-                    storedThrough = found.lastSeq
-                } catch {
-                    // The store is away: the log alone de-duplicates (it holds every message not yet stored).
-                    uncheckedDuplicates += 1
-                }
-            }
-            let message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,
-                                      body: body, threadRootID: threadRootID, clientMessageID: clientMessageID,
-                                      createdAt: clock.wallMilliseconds())
-            let outcome: LogAppendOutcome
+        if let key, clock.now() - asked >= log.trimGrace * 0.5 {
+            asked = clock.now()
+            check = Task { [lookup] in try await lookup.find(key) }
+        }
+        if let check {
             do {
-                outcome = try await log.append(message, holder: holder, storedThrough: storedThrough)
+                if let match = try await check.value { return match }
             } catch {
-                // Perhaps written: the next turn adopts what the log holds.
-                needsResync = true
-                throw ChannelError.unavailable("\(error)")
-            }
-            switch outcome {
-            case .appended:
-                await accept(message)
-                return message
-            case .duplicate(let seq, let id):
-                if let known = recent.first(where: { $0.id == id }) { return known }
-                var earlier = message
-                earlier.seq = seq
-                earlier.id = id
-                return earlier
-            case .notOwner:
-                throw ChannelError.notOwner
-            case .staleSeq:
-                // Someone appended behind our back: only possible after a lost lease.
-                needsResync = true
-                throw ChannelError.notOwner
-            case .recheck:
-                continue
+                // The store is away: the log alone de-duplicates (it holds every message not yet
+                // stored, and those trimmed within the grace).
+                uncheckedDuplicates += 1
             }
         }
-        throw ChannelError.unavailable("the message could not be checked for duplicates")
+        let message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,
+                                  body: body, threadRootID: threadRootID, clientMessageID: clientMessageID,
+                                  createdAt: clock.wallMilliseconds())
+        let outcome: LogAppendOutcome
+        do {
+            outcome = try await log.append(message, holder: holder)
+        } catch {
+            // Perhaps written: the next turn adopts what the log holds.
+            needsResync = true
+            throw ChannelError.unavailable("\(error)")
+        }
+        switch outcome {
+        case .appended:
+            await accept(message)
+            return message
+        case .duplicate(let seq, let id):
+            if let known = recent.first(where: { $0.id == id }) { return known }
+            var earlier = message
+            earlier.seq = seq
+            earlier.id = id
+            return earlier
+        case .notOwner:
+            throw ChannelError.notOwner
+        case .staleSeq:
+            // Someone appended behind our back: only possible after a lost lease.
+            needsResync = true
+            throw ChannelError.notOwner
+        }
     }
 
     /// A message is in the log under `seq`: cache it, publish it, queue it for the store.

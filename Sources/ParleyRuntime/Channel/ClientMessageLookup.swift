@@ -6,7 +6,7 @@ import Synchronization
 /// queue and go together in the next, so a busy node sends one statement per round trip, not
 /// one per message (the pattern of the Redis client's automatic pipelining).
 public final class ClientMessageLookup: Sendable {
-    public typealias Answer = (match: MessageView?, lastSeq: Int64)
+    public typealias Answer = MessageView?
     private let store: any MessageStore
     private let largestBatch: Int
     private let state = Mutex<(waiting: [(ClientMessageKey, CheckedContinuation<Answer, any Error>)], running: Bool)>(([], false))
@@ -16,8 +16,7 @@ public final class ClientMessageLookup: Sendable {
         self.largestBatch = largestBatch
     }
 
-    /// The sender's stored message with this `client_msg_id`, if any, and the channel's highest
-    /// stored `seq` when the store was asked.
+    /// The sender's stored message with this `client_msg_id`, if any.
     public func find(_ key: ClientMessageKey) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { state -> Bool in
@@ -44,7 +43,7 @@ public final class ClientMessageLookup: Sendable {
             do {
                 let answer = try await store.find(Array(Set(batch.map(\.0))))
                 for (key, continuation) in batch {
-                    continuation.resume(returning: (answer.matches[key], answer.lastSeqs[key.channel] ?? 0))
+                    continuation.resume(returning: answer[key])
                 }
             } catch {
                 for (_, continuation) in batch { continuation.resume(throwing: error) }

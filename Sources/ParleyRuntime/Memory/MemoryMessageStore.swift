@@ -44,16 +44,13 @@ public final class MemoryMessageStore: MessageStore {
         }
     }
 
-    public func find(_ keys: [ClientMessageKey]) async throws -> (matches: [ClientMessageKey: MessageView], lastSeqs: [String: Int64]) {
+    public func find(_ keys: [ClientMessageKey]) async throws -> [ClientMessageKey: MessageView] {
         state.withLock { state in
             var matches: [ClientMessageKey: MessageView] = [:]
-            var lastSeqs: [String: Int64] = [:]
             for key in keys {
-                let stored = state.messages[key.channel] ?? [:]
-                lastSeqs[key.channel] = stored.keys.max() ?? 0
-                matches[key] = stored.values.first { $0.userID == key.user && $0.clientMessageID == key.clientMessageID }
+                matches[key] = state.messages[key.channel]?.values.first { $0.userID == key.user && $0.clientMessageID == key.clientMessageID }
             }
-            return (matches, lastSeqs)
+            return matches
         }
     }
 
