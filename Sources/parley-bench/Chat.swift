@@ -162,9 +162,10 @@ enum RedisCeiling {
         let base = ["-h", configuration.host, "-p", String(configuration.port), "--dbnum", String(database),
                     "-c", "16", "-P", "32", "-r", "100000000", "--csv"] + (configuration.password.map { ["-a", $0] } ?? [])
         let figures = Result {
-            try (run(base + ["-n", "200000", "EVALSHA", script.sha, "3", "bench:lease", "bench:log:{__rand_int__}",
-                             "bench:dedupe:{__rand_int__}", "bench-holder", "1", "c__rand_int__", message,
-                             UUID().uuidString.lowercased(), "600000"]),
+            try (run(base + ["-n", "200000", "EVALSHA", script.sha, "5", "bench:lease", "bench:log:{__rand_int__}",
+                             "bench:dedupe:{__rand_int__}", "bench:dedupe-trimmed:{__rand_int__}",
+                             "bench:dedupe-trimmed-old:{__rand_int__}", "bench-holder", "1", "u:c__rand_int__", message,
+                             UUID().uuidString.lowercased()]),
                  run(base + ["-n", "200000", "XTRIM", "bench:log:{__rand_int__}", "MINID", "2-0"]))
         }
         _ = try await scratch.execute("FLUSHDB")
