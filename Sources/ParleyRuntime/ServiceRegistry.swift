@@ -73,6 +73,14 @@ public actor ServiceRegistry<Key: Hashable & Sendable, Value: Sendable> {
 
     public var count: Int { slots.count }
 
+    /// The values running.
+    public var runningValues: [Value] {
+        slots.values.compactMap { slot in
+            if case .running(let value, _) = slot { return value }
+            return nil
+        }
+    }
+
     /// Keys whose value is running.
     public var runningKeys: [Key] {
         slots.compactMap { key, slot in

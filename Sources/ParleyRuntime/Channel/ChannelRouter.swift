@@ -41,6 +41,8 @@ public final class ChannelRouter: Service {
     private let store: any MessageStore
     private let logger: Logger
     private let recovery = Mutex<(pending: Int, recovered: Int)>((0, 0))
+    /// When each running server's lease was last renewed.
+    private let renewals = Mutex<[String: ContinuousClock.Instant]>([:])
 
     public init(identity: NodeIdentity, leases: any LeaseStore, log: any MessageLog, store: any MessageStore,
                 directory: any Directory, sink: any MessageSink, publisher: any EventPublisher,
@@ -138,46 +140,95 @@ public final class ChannelRouter: Service {
         return remaining
     }
 
-    /// Renews the leases of running servers every third of the TTL; every tick, expires typing
-    /// indicators and resyncs servers whose append failed; sweeps for channels to recover (at
-    /// start, then every `recoverySweep`, or every half TTL while some remain); stops idle
-    /// servers; releases everything on graceful shutdown.
+    /// Two loops until graceful shutdown, then every server stops and releases its lease:
+    /// renewals (every third of the TTL; only Redis, never waiting on a channel's actor, so a
+    /// busy channel cannot make the node lose its leases), and maintenance (every tick: typing
+    /// expiry and resync of failed appends; the recovery sweep at start, then every
+    /// `recoverySweep`, or every half TTL while some remain; idle servers stopped).
     public func run() async throws {
-        let renewEvery = settings.leaseTTL * (1.0 / 3.0)
-        let step = min(settings.tick, renewEvery)
-        var sinceRenewal = Duration.zero
-        var untilSweep = Duration.zero
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if untilSweep <= .zero {
-                untilSweep = await recoverOrphans() > 0 ? settings.leaseTTL * 0.5 : settings.recoverySweep
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: step) }
-            untilSweep -= step
-            sinceRenewal += step
-            if sinceRenewal >= renewEvery {
-                sinceRenewal = .zero
-                await renewLeases()
-                await registry.stopIdle()
-            }
-            for channel in await registry.runningKeys {
-                guard let server = await registry.lookup(channel) else { continue }
-                await server.expireTyping()
-                await server.resyncIfNeeded()
-            }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.renewalLoop() }
+            group.addTask { await self.maintenanceLoop() }
         }
         await registry.stopAll()
     }
 
-    private func renewLeases() async {
-        for channel in await registry.runningKeys {
-            let renewed = (try? await leases.renew(.channel(channel), holder: identity.description, ttl: settings.leaseTTL)) ?? false
-            if !renewed {
-                logger.warning("lost the lease of a channel; its server stops", metadata: ["channel": "\(channel)"])
-                _ = try? await registry.terminated(channel, abnormal: false)
-                // Subscribers get phx_error and nothing more; they rejoin, which starts the
-                // server again under a fresh lease and catches them up.
-                publisher.close("channel:\(channel)", with: .topicError)
+    private func renewalLoop() async {
+        let interval = settings.leaseTTL * (1.0 / 3.0)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
+            await renewLeases()
+        }
+    }
+
+    private func maintenanceLoop() async {
+        var untilSweep = Duration.zero
+        var untilIdleCheck = settings.leaseTTL
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if untilSweep <= .zero {
+                untilSweep = await recoverOrphans() > 0 ? settings.leaseTTL * 0.5 : settings.recoverySweep
             }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.tick) }
+            untilSweep -= settings.tick
+            untilIdleCheck -= settings.tick
+            if untilIdleCheck <= .zero {
+                untilIdleCheck = settings.leaseTTL
+                await registry.stopIdle()
+            }
+            let servers = await registry.runningValues
+            await withTaskGroup(of: Void.self) { group in
+                for server in servers {
+                    group.addTask {
+                        await server.expireTyping()
+                        await server.resyncIfNeeded()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renews every running server's lease at once (the Redis client pipelines them). A lease
+    /// another holder has, or that expired, stops its server at once; a renewal that failed
+    /// (Redis did not answer) is retried on the next round unless the lease may have run out
+    /// by then — a server never runs on a lease it cannot prove.
+    private func renewLeases() async {
+        let holder = identity.description
+        let channels = await registry.runningKeys
+        let results = await withTaskGroup(of: (String, Bool?).self) { group in
+            for channel in channels {
+                group.addTask { [leases, settings] in
+                    do { return (channel, try await leases.renew(.channel(channel), holder: holder, ttl: settings.leaseTTL)) } catch {
+                        return (channel, nil)
+                    }
+                }
+            }
+            return await group.reduce(into: [String: Bool?]()) { $0[$1.0] = .some($1.1) }
+        }
+        let now = ContinuousClock.now
+        let margin = settings.leaseTTL * (1.0 / 3.0)
+        var lost: [String] = []
+        renewals.withLock { renewed in
+            for (channel, result) in results {
+                switch result as Bool? {
+                case true?: renewed[channel] = now
+                case false?: lost.append(channel)
+                case nil:
+                    // Not answered: keep going only while the lease surely still runs.
+                    let last = renewed[channel] ?? now
+                    if renewed[channel] == nil { renewed[channel] = now }
+                    if now - last + margin >= settings.leaseTTL { lost.append(channel) }
+                }
+            }
+            for channel in renewed.keys where results[channel] == nil { renewed[channel] = nil }
+            for channel in lost { renewed[channel] = nil }
+        }
+        for channel in lost {
+            logger.warning("lost the lease of a channel; its server stops", metadata: ["channel": "\(channel)"])
+            _ = try? await registry.terminated(channel, abnormal: false)
+            // Subscribers get phx_error and nothing more; they rejoin, which starts the
+            // server again under a fresh lease and catches them up.
+            publisher.close("channel:\(channel)", with: .topicError)
         }
     }
 
