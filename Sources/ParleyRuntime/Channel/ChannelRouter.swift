@@ -195,16 +195,18 @@ public final class ChannelRouter: Service {
     private func renewLeases() async {
         let holder = identity.description
         let channels = await registry.runningKeys
-        let results = await withTaskGroup(of: (String, Bool?).self) { group in
+        // Children record into a box and return nothing (a group of tuple results crashed the
+        // Swift 6.3 runtime under load in a release build: a bad pointer copying a child's result).
+        let answers = RenewalAnswers()
+        await withTaskGroup(of: Void.self) { group in
             for channel in channels {
                 group.addTask { [leases, settings] in
-                    do { return (channel, try await leases.renew(.channel(channel), holder: holder, ttl: settings.leaseTTL)) } catch {
-                        return (channel, nil)
-                    }
+                    let renewed = try? await leases.renew(.channel(channel), holder: holder, ttl: settings.leaseTTL)
+                    answers.record(channel, renewed)
                 }
             }
-            return await group.reduce(into: [String: Bool?]()) { $0[$1.0] = .some($1.1) }
         }
+        let results = answers.all
         let now = ContinuousClock.now
         let margin = settings.leaseTTL * (1.0 / 3.0)
         var lost: [String] = []
@@ -230,6 +232,13 @@ public final class ChannelRouter: Service {
             // server again under a fresh lease and catches them up.
             publisher.close("channel:\(channel)", with: .topicError)
         }
+    }
+
+    /// Renewal answers by channel: true renewed, false lost, nil not answered.
+    private final class RenewalAnswers: Sendable {
+        private let answers = Mutex<[String: Bool?]>([:])
+        func record(_ channel: String, _ renewed: Bool?) { answers.withLock { $0[channel] = .some(renewed) } }
+        var all: [String: Bool?] { answers.withLock { $0 } }
     }
 
     private static func wrap(_ error: any Error) throws -> any Error {
