@@ -29,6 +29,7 @@ public final class NodeMetrics: Sendable {
     private let channelServers: Gauge
     private let recoveryPending: Gauge
     private let recovered: Counter
+    private let dedupeUnchecked: Counter
     private let authLimited: Counter
     private let joinsLimited: Counter
     private let lastSeen = Mutex<[String: Int]>([:])
@@ -54,6 +55,7 @@ public final class NodeMetrics: Sendable {
         channelServers = registry.makeGauge(descriptor: Self.name("channel_servers", unit: "", help: "Channel servers running on this node"))
         recoveryPending = registry.makeGauge(descriptor: Self.name("recovery_pending_channels", unit: "", help: "Channels whose log holds entries still to recover into PostgreSQL"))
         recovered = registry.makeCounter(descriptor: Self.name("recovered_channels_total", unit: "", help: "Channels whose log tail this node recovered into PostgreSQL"))
+        dedupeUnchecked = registry.makeCounter(descriptor: Self.name("dedupe_store_unanswered_total", unit: "", help: "Posts whose client_msg_id PostgreSQL could not be asked about (the log alone de-duplicated them)"))
         authLimited = registry.makeCounter(descriptor: Self.name("auth_rate_limited_total", unit: "", help: "Sign-ups and sign-ins refused with rate_limited"))
         joinsLimited = registry.makeCounter(descriptor: Self.name("joins_rate_limited_total", unit: "", help: "Channel joins refused with rate_limited"))
         registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
@@ -67,6 +69,7 @@ public final class NodeMetrics: Sendable {
     func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, channels: ChannelRouter, requests: RequestLimiter,
                 postgres: PostgresClient) async -> [UInt8] {
         advance(authLimited, "auth_limited", to: requests.refusals(.auth))
+        advance(dedupeUnchecked, "dedupe_unchecked", to: channels.lookup.unanswered)
         advance(joinsLimited, "joins_limited", to: requests.refusals(.join))
         let broadcast = broadcaster.stats()
         let stored = await buffer.stats()

@@ -41,6 +41,8 @@ public final class ChannelRouter: Service {
     private let store: any MessageStore
     private let logger: Logger
     private let recovery = Mutex<(pending: Int, recovered: Int)>((0, 0))
+    /// The node's batched `client_msg_id` lookups in the store.
+    public let lookup: ClientMessageLookup
     /// When each running server's lease was last renewed.
     private let renewals = Mutex<[String: ContinuousClock.Instant]>([:])
 
@@ -57,6 +59,7 @@ public final class ChannelRouter: Service {
         self.logger = logger
         let holder = identity.description
         let lookup = ClientMessageLookup(store: store)
+        self.lookup = lookup
         registry = ServiceRegistry(policy: .transient, idleTimeout: settings.idleTimeout, maximum: settings.maximumServers, start: { channel in
             guard let fence = try await leases.acquire(.channel(channel), holder: holder, ttl: settings.leaseTTL) else {
                 throw ChannelError.unavailable("channel \(channel) is owned elsewhere; retry shortly")

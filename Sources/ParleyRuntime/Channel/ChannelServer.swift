@@ -35,8 +35,6 @@ public actor ChannelServer {
     private var typing: TypingTracker
     private var appending = false
     private var turnWaiters: Deque<CheckedContinuation<Void, Never>> = []
-    /// Posts whose `client_msg_id` the store could not be asked about (it was down).
-    public private(set) var uncheckedDuplicates = 0
 
     public var topic: String { "channel:\(channelID)" }
 
@@ -120,8 +118,7 @@ public actor ChannelServer {
                 if let match = try await check.value { return match }
             } catch {
                 // The store is away: the log alone de-duplicates (it holds every message not yet
-                // stored, and those trimmed within the grace).
-                uncheckedDuplicates += 1
+                // stored, and those trimmed within the grace). The lookup counts these.
             }
         }
         let message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,

@@ -9,6 +9,9 @@ public final class ClientMessageLookup: Sendable {
     public typealias Answer = MessageView?
     private let store: any MessageStore
     private let largestBatch: Int
+    private let failures = Atomic<Int>(0)
+    /// Lookups the store did not answer (their posts were de-duplicated by the log alone).
+    public var unanswered: Int { failures.load(ordering: .relaxed) }
     private let state = Mutex<(waiting: [(ClientMessageKey, CheckedContinuation<Answer, any Error>)], running: Bool)>(([], false))
 
     public init(store: any MessageStore, largestBatch: Int = 500) {
@@ -46,6 +49,7 @@ public final class ClientMessageLookup: Sendable {
                     continuation.resume(returning: answer[key])
                 }
             } catch {
+                failures.add(batch.count, ordering: .relaxed)
                 for (_, continuation) in batch { continuation.resume(throwing: error) }
             }
         }
