@@ -20,6 +20,51 @@ struct ChatTests {
         return (alice, bob, channelID, workspaceID)
     }
 
+    /// Issue 14.10: an admin removes Bob from the channel: his socket gets `phx_close` and
+    /// nothing more, and history, receipts and sending stop for him at once; a member cannot
+    /// remove anyone, and a private channel is listed to its members only.
+    @Test func removalFromAChannelStopsEverythingForThatUserAtOnce() async throws {
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode { client, _ in
+                let (alice, bob, channel, workspace) = try await Self.room(client)
+                let topic = "channel:\(channel)"
+                try await client.addMember(bob, to: workspace, by: alice)
+                _ = try await client.json(.post, "/api/channels/\(channel)/join", token: bob.token)
+                let (_, secret) = try await client.json(.post, "/api/workspaces/\(workspace)/channels", token: alice.token,
+                                                        body: ["name": "secret", "kind": "private"])
+                let (_, listed) = try await client.json(.get, "/api/workspaces/\(workspace)/channels", token: bob.token)
+                #expect(listed["channels"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["general"],
+                        "the private channel \(secret["channel"]?["id"] ?? .null) is not listed to a non-member")
+                let (memberTries, _) = try await client.json(.delete, "/api/channels/\(channel)/members/\(alice.id)", token: bob.token)
+                #expect(memberTries == .forbidden)
+
+                let aliceSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
+                let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")
+                #expect(try await aliceSocket.reply(to: aliceSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                #expect(try await bobSocket.reply(to: bobSocket.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
+                _ = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message", ["body": "before"], joinRef: "1"))
+                #expect(try await bobSocket.event("message_created", on: topic)["body"] == "before")
+
+                let (removed, _) = try await client.json(.delete, "/api/channels/\(channel)/members/\(bob.id)", token: alice.token)
+                #expect(removed == .ok)
+                _ = try await bobSocket.event("phx_close", on: topic)
+                _ = try await aliceSocket.reply(to: aliceSocket.push(topic, "new_message", ["body": "after"], joinRef: "1"))
+                let history = try await bobSocket.reply(to: bobSocket.push(topic, "load_history", [:], joinRef: "1"))
+                #expect(history.status == "error", "no history for a removed member: \(history)")
+                let (httpHistory, _) = try await client.json(.get, "/api/channels/\(channel)/messages", token: bob.token)
+                #expect(httpHistory == .forbidden)
+                let rejoin = try await bobSocket.reply(to: bobSocket.push(topic, "phx_join", [:], joinRef: "2"))
+                #expect(rejoin.status == "error" && rejoin.response["reason"] == "not_a_member")
+                // Nothing of "after" reached Bob: the next frame he gets is an answer to a heartbeat.
+                let beat = bobSocket.push("phoenix", "heartbeat", [:])
+                let next = try await bobSocket.next { $0.arrayValue?[3] == "message_created" || $0.arrayValue?[1] == .string(beat) }
+                #expect(next.arrayValue?[1] == .string(beat), "a removed member received \(next)")
+                aliceSocket.close()
+                bobSocket.close()
+            }
+        }
+    }
+
     @Test func twoUsersChatOverWebSocketsAndHistoryPagesBySeq() async throws {
         try await withTimeout(.seconds(60)) {
             try await NodeHarness.withNode { client, _ in

@@ -252,3 +252,24 @@ struct ChannelServerTests {
         }
     }
 }
+
+@Suite("Message buffer bounds")
+struct MessageBufferBoundTests {
+    /// Issue 14.9: while PostgreSQL is away the backlog is bounded; past it a new message is
+    /// refused (`unavailable`) before anything is written, never acknowledged and dropped.
+    @Test func aFullBacklogRefusesNewMessagesBeforeAcknowledgingThem() async throws {
+        let leases = MemoryLeaseStore()
+        let log = MemoryMessageLog(leases: leases)
+        let store = MemoryMessageStore()
+        let buffer = MessageBuffer(store: store, log: log, batchSize: 1_000, batchDelay: .seconds(3600), maximumPending: 100)
+        let fence = try #require(try await leases.acquire(.channel("c"), holder: "n/1", ttl: .seconds(60)))
+        let server = try await ChannelServer.load(channelID: "c", holder: "n/1", fence: fence, members: ["ann"], log: log,
+                                                  store: store, sink: buffer, publisher: EventLog())
+        for n in 1...100 { _ = try await server.post(userID: "ann", body: "m\(n)", clientMessageID: String?.none) }
+        await #expect(throws: ChannelError.self) { _ = try await server.post(userID: "ann", body: "one too many", clientMessageID: String?.none) }
+        #expect(try await log.lastSeq(channel: "c") == 100, "the refused message was not written")
+        #expect(await buffer.stats().refusedFull == 1)
+        await buffer.drainAll()
+        #expect(try await server.post(userID: "ann", body: "room again", clientMessageID: String?.none).seq == 101)
+    }
+}
