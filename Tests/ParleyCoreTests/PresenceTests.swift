@@ -4,6 +4,14 @@ import Testing
 @Suite("Presence")
 struct PresenceTests {
     let laptop = PresenceMeta(socket: "r1", status: .online, node: "node-a/1", onlineAt: 1)
+    /// The laptop's meta after it went away: a new ref, naming the old one.
+    var awayLaptop: PresenceMeta {
+        var away = laptop
+        away.status = .away
+        away.previousRef = laptop.ref
+        away.ref = "r1b"
+        return away
+    }
     let phone = PresenceMeta(socket: "r2", status: .away, node: "node-b/1", onlineAt: 2)
 
     @Test func userIsAsPresentAsTheirMostPresentSocket() {
@@ -55,10 +63,7 @@ struct PresenceTests {
         var before = PresenceSnapshot()
         before.add("u1", laptop)
         var after = before
-        var away = laptop
-        away.status = .away
-        away.previousRef = laptop.ref
-        away.ref = "r1b"
+        let away = awayLaptop
         after.add("u1", away)
         let diff = PresenceDiff(from: before, to: after)
         #expect(diff.json == [
@@ -97,10 +102,7 @@ struct PresenceTests {
         before.add("u2", phone)
         let state = Dictionary(uniqueKeysWithValues: before.users.map { ($0.key, $0.value.map(\.ref)) })
         var after = before
-        var away = laptop
-        away.status = .away
-        away.previousRef = laptop.ref
-        away.ref = "r1b"
+        let away = awayLaptop
         after.add("u1", away)
         let synced = Self.syncDiff(state, PresenceDiff(from: before, to: after).json)
         #expect(synced == ["u1": ["r1b"], "u2": ["r2"]])
