@@ -32,14 +32,21 @@ actor SocketSession {
         bucket = TokenBucket(capacity: 30, refillPerSecond: 10, now: SystemClock().now())
         outbox.whenTopicClosed { [weak self] topic in
             guard let self else { return }
-            Task { await self.forget(topic) }
+            let closedAt = SystemClock().now()
+            Task { await self.forget(topic, closedAt: closedAt) }
         }
     }
 
+    /// When each channel topic was last joined (a close that reaches the session after a newer
+    /// join must not undo it).
+    private var joinedAt: [String: Moment] = [:]
+
     /// The broadcaster closed `topic` (its channel stopped, `phx_error` sent): the socket is
     /// no longer joined to it until it joins again, as in Phoenix.
-    private func forget(_ topic: String) {
+    private func forget(_ topic: String, closedAt: Moment? = nil) {
+        if let closedAt, let joined = joinedAt[topic], joined > closedAt { return }
         joined[topic] = nil
+        joinedAt[topic] = nil
         outbox.joined(topic, as: nil)
     }
 
@@ -135,6 +142,7 @@ actor SocketSession {
             let lastRead = try await node.directory.lastRead(channel, user: user)
             let current = await server.currentSeq
             joined[frame.topic] = (frame.joinRef, channel, user)
+            joinedAt[frame.topic] = clock.now()
             outbox.joined(frame.topic, as: user)
             outbox.send(.reply(to: frame, status: "ok", response: [
                 "last_seq": .int(current), "last_read_seq": .int(lastRead), "unread": .int(max(0, current - lastRead)),
