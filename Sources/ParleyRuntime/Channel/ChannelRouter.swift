@@ -87,15 +87,15 @@ public final class ChannelRouter: Service {
             return try await registry.lookupOrStart(channel)
         }
         guard try await backend({ try await directory.isChannelMember(channel, user: user) }) else { throw ChannelError.notAMember }
-        do {
-            let server = try await registry.lookupOrStart(channel)
-            guard await server.isMember(user) else { throw ChannelError.notAMember }
-            return server
-        } catch ServiceRegistryError.full {
-            throw ChannelError.unavailable("this node runs its maximum of \(self.settings.maximumServers) channels")
-        } catch {
-            throw try Self.wrap(error)
+        let server = try await backend {
+            do {
+                return try await registry.lookupOrStart(channel)
+            } catch ServiceRegistryError.full {
+                throw ChannelError.unavailable("this node runs its maximum of \(self.settings.maximumServers) channels")
+            }
         }
+        guard await server.isMember(user) else { throw ChannelError.notAMember }
+        return server
     }
 
     /// The server of `channel` if one runs (membership changes are applied to it).
@@ -242,11 +242,5 @@ public final class ChannelRouter: Service {
         private let answers = Mutex<[String: Bool?]>([:])
         func record(_ channel: String, _ renewed: Bool?) { answers.withLock { $0[channel] = .some(renewed) } }
         var all: [String: Bool?] { answers.withLock { $0 } }
-    }
-
-    private static func wrap(_ error: any Error) throws -> any Error {
-        if error is ChannelError { return error }
-        if case StoreError.staleFence = error { return ChannelError.notOwner }
-        return ChannelError.unavailable("\(error)")
     }
 }

@@ -56,15 +56,24 @@ public actor ChannelServer {
     /// Writes every log entry above the store's last `seq` into the store, then trims the log;
     /// returns the channel's last `seq`.
     static func recover(_ channel: String, fence: Int64, log: any MessageLog, store: any MessageStore) async throws -> Int64 {
-        var stored = try await store.lastSeq(channel: channel)
-        while true {
-            let page = try await log.entries(channel: channel, after: stored, limit: 500)
+        let stored = try await storeLog(channel, fence: fence, log: log, store: store).through
+        if stored > 0 { try await log.trim(through: [channel: stored]) }
+        return stored
+    }
+
+    /// Writes the log's entries above the store's last `seq`, up to `seq`, into the store under
+    /// `fence`, a page at a time; returns the store's last `seq` before and after.
+    static func storeLog(_ channel: String, through seq: Int64 = .max, fence: Int64, log: any MessageLog,
+                         store: any MessageStore) async throws -> (from: Int64, through: Int64) {
+        let from = try await store.lastSeq(channel: channel)
+        var stored = from
+        while stored < seq {
+            let page = try await log.entries(channel: channel, after: stored, through: seq, limit: 500)
             guard let last = page.last else { break }
             guard try await store.insert(page, fences: [channel: fence]).isEmpty else { throw ChannelError.notOwner }
             stored = last.seq
         }
-        if stored > 0 { try await log.trim(through: [channel: stored]) }
-        return stored
+        return (from, stored)
     }
 
     private init(channelID: String, holder: String, fence: Int64, members: Set<String>, lastSeq: Int64, log: any MessageLog,
@@ -260,16 +269,11 @@ public actor ChannelServer {
     /// Writes the log's entries through `seq` into the store (fenced), then trims them.
     private func persist(through seq: Int64) async throws {
         try await backend {
-            var stored = try await store.lastSeq(channel: channelID)
-            guard stored < seq else { return }
-            while stored < seq {
-                let page = try await log.entries(channel: channelID, after: stored, through: seq, limit: 500)
-                guard let last = page.last else { throw ChannelError.gap((stored + 1)...seq) }
-                guard try await store.insert(page, fences: [channelID: fence]).isEmpty else { throw ChannelError.notOwner }
-                stored = last.seq
-            }
-            try await log.trim(through: [channelID: stored])
-            await sink.persisted(channel: channelID, through: stored)
+            let stored = try await Self.storeLog(channelID, through: seq, fence: fence, log: log, store: store)
+            guard stored.from < seq else { return }
+            guard stored.through >= seq else { throw ChannelError.gap((stored.through + 1)...seq) }
+            try await log.trim(through: [channelID: stored.through])
+            await sink.persisted(channel: channelID, through: stored.through)
         }
     }
 
