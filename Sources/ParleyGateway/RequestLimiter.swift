@@ -23,20 +23,27 @@ public final class RequestLimiter: Sendable {
         joinsByAddress = Mutex(KeyedRateLimiter(capacity: Double(joinsPerSecond * 50), refillPerSecond: Double(joinsPerSecond * 10)))
     }
 
-    /// Whether every key may go ahead now (each takes a token); the wait when one may not.
-    public func allow(_ kind: Kind, keys: [String?]) -> Duration? {
+    /// A sign-up or sign-in from `address` for `email`: nil when it may go ahead (both take a
+    /// token), else how long to wait.
+    public func allowAuth(address: String?, email: String) -> Duration? {
         let now = clock.now()
-        var wait: Duration?
-        for (index, key) in keys.enumerated() {
-            guard let key else { continue }
-            let decision: TokenBucket.Decision
-            switch kind {
-            case .auth: decision = auth.withLock { $0.take(key, at: now) }
-            case .join where index == 0: decision = joins.withLock { $0.take(key, at: now) }
-            case .join: decision = joinsByAddress.withLock { $0.take(key, at: now) }
-            }
-            if case .limited(let retryAfter) = decision { wait = max(wait ?? .zero, retryAfter) }
-        }
+        return refusal(.auth, [address.map { key in auth.withLock { $0.take(key, at: now) } },
+                               auth.withLock { $0.take("email:" + email.lowercased(), at: now) }])
+    }
+
+    /// A channel join by `user` from `address`: nil when it may go ahead, else how long to wait.
+    public func allowJoin(user: String, address: String?) -> Duration? {
+        let now = clock.now()
+        return refusal(.join, [joins.withLock { $0.take(user, at: now) },
+                               address.map { key in joinsByAddress.withLock { $0.take(key, at: now) } }])
+    }
+
+    /// The longest wait among the limited decisions, counted as a refusal of `kind`.
+    private func refusal(_ kind: Kind, _ decisions: [TokenBucket.Decision?]) -> Duration? {
+        let wait = decisions.compactMap { decision -> Duration? in
+            if case .limited(let retryAfter)? = decision { return retryAfter }
+            return nil
+        }.max()
         if wait != nil { refused.withLock { $0[kind, default: 0] += 1 } }
         return wait
     }

@@ -41,7 +41,7 @@ struct APIRoutes: Sendable {
     private func signUp(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let body = try await payload(request, context)
         let email = try body.string("email", maxLength: 254)
-        try limit(.auth, keys: [context.clientAddress, "email:" + email.lowercased()])
+        try limitAuth(context, email)
         guard email.contains("@") else { throw ProtocolError.invalidField(field: "email", reason: "is not an email address") }
         let name = try body.string("display_name", maxLength: 80)
         let password = try body.string("password", maxLength: 200, minLength: 8)
@@ -52,7 +52,7 @@ struct APIRoutes: Sendable {
     private func signIn(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let body = try await payload(request, context)
         let email = try body.string("email", maxLength: 254)
-        try limit(.auth, keys: [context.clientAddress, "email:" + email.lowercased()])
+        try limitAuth(context, email)
         let password = try body.string("password", maxLength: 200)
         guard let user = try await node.directory.user(email: email),
               try await node.passwords.verify(password, hash: user.passwordHash) else {
@@ -200,8 +200,8 @@ struct APIRoutes: Sendable {
         return value.lowercased()
     }
 
-    private func limit(_ kind: RequestLimiter.Kind, keys: [String?]) throws {
-        if let wait = node.requests.allow(kind, keys: keys) {
+    private func limitAuth(_ context: ParleyRequestContext, _ email: String) throws {
+        if let wait = node.requests.allowAuth(address: context.clientAddress, email: email) {
             throw APIError(.tooManyRequests, "rate_limited", "too many attempts; retry in \(max(1, wait.milliseconds / 1000)) s")
         }
     }

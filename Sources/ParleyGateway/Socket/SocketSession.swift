@@ -122,7 +122,7 @@ actor SocketSession {
             refuse(frame, reason: "unauthorized", message: "a valid token is required")
             return nil
         }
-        if let wait = node.requests.allow(.join, keys: [user, address]) {
+        if let wait = node.requests.allowJoin(user: user, address: address) {
             refuse(frame, reason: "rate_limited", message: "too many joins; retry in \(max(1, wait.milliseconds / 1000)) s")
             return nil
         }
