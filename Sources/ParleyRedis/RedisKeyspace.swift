@@ -11,7 +11,9 @@ public struct RedisKeyspace: Sendable, Hashable {
     public var nodes: String { "\(prefix):nodes" }
     public func lease(_ key: EntityKey) -> String { "\(prefix):lease:\(key.kind.rawValue):{\(key.id)}" }
     public func fence(_ key: EntityKey) -> String { "\(prefix):fence:\(key.kind.rawValue):{\(key.id)}" }
-    public func log(channel: String) -> String { "\(prefix):log:channel:{\(channel)}" }
+    public func log(channel: String) -> String { "\(logHead)\(channel)}" }
+    /// What every channel log's key starts with (before the channel id and the closing `}`).
+    public var logHead: String { "\(prefix):log:channel:{" }
     public func dedupe(channel: String) -> String { "\(prefix):dedupe:channel:{\(channel)}" }
     /// The `client_msg_id`s of entries trimmed lately, and of those trimmed before them.
     public func trimmedDedupe(channel: String) -> String { "\(prefix):dedupe-trimmed:channel:{\(channel)}" }

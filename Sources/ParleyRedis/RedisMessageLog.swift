@@ -66,7 +66,7 @@ public struct RedisMessageLog: MessageLog {
 
     public func channelsWithEntries() async throws -> [String] {
         let pattern = keys.log(channel: "*")
-        let head = pattern.replacingOccurrences(of: "{*}", with: "{")
+        let head = keys.logHead
         var cursor = "0"
         var found: [String] = []
         repeat {

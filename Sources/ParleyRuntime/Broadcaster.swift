@@ -76,7 +76,7 @@ public final class Broadcaster: EventPublisher {
         guard let entry = topics.withLock({ $0[topic] }) else { return }
         let emptied = entry.state.withLock { state -> Bool in
             state.members[ObjectIdentifier(subscriber)] = nil
-            if state.members.isEmpty && !state.dead { state.dead = true }
+            if state.members.isEmpty { state.dead = true }
             return state.dead
         }
         if emptied { remove(topic, entry) }
