@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "ParleyRuntime",
             dependencies: [
-                "ParleyCore", "ParleyRedis", "ParleyPostgres",
+                "ParleyCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "ParleyGateway",
             dependencies: [
-                "ParleyCore", "ParleyRuntime", "ParleyRedis", "ParleyPostgres",
+                "ParleyCore", "ParleyRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -88,10 +88,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The composition root: the one place that wires the Redis and PostgreSQL adapters into
+        // the runtime and the gateway (the executable runs it; node tests start nodes with it).
+        .target(
+            name: "ParleyWiring",
+            dependencies: [
+                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway",
+                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway", "ParleyWiring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "ParleyNodeTests",
             dependencies: [
-                "ParleyCore", "ParleyRuntime", "ParleyGateway", "ParleyPostgres", "ParleyRedis", "ParleyTestSupport",
+                "ParleyCore", "ParleyRuntime", "ParleyGateway", "ParleyWiring", "ParleyPostgres", "ParleyRedis", "ParleyTestSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -2,7 +2,6 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
-import ParleyPostgres
 import ParleyRuntime
 
 /// Builds the node's application: health checks, the HTTP API and the WebSocket endpoint,
@@ -10,8 +9,7 @@ import ParleyRuntime
 /// it. `parley serve` runs it and the tests call it too.
 public func buildApplication(node: Node) -> some ApplicationProtocol {
     let router = Router(context: ParleyRequestContext.self)
-    HealthRoutes(nodeName: node.configuration.nodeName, backends: node.backends,
-                 readinessTimeout: node.configuration.readinessTimeout).register(on: router)
+    HealthRoutes(node: node).register(on: router)
     MetricsRoutes(node: node).register(on: router)
     APIRoutes(node: node).register(on: router)
     SocketRoutes(node: node).register(on: router)

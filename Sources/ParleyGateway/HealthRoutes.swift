@@ -1,11 +1,11 @@
 import Hummingbird
 import ParleyRuntime
 
-/// `/healthz` (the process answers) and `/readyz` (its backends answer: the load balancer's check).
+/// `/healthz` (the process answers) and `/readyz` (the load balancer's check): ready only while
+/// Redis and PostgreSQL answer, this node's heartbeat holds (it is in the ring), it can renew
+/// its leases, and a probe through the cluster bus came back.
 struct HealthRoutes: Sendable {
-    let nodeName: String
-    let backends: Backends
-    let readinessTimeout: Duration
+    let node: Node
 
     struct Health: ResponseEncodable {
         let status: String
@@ -14,12 +14,15 @@ struct HealthRoutes: Sendable {
     }
 
     func register(on router: Router<some RequestContext>) {
-        router.get("healthz") { _, _ in Health(status: "ok", node: nodeName) }
+        let name = node.configuration.nodeName
+        router.get("healthz") { _, _ in Health(status: "ok", node: name) }
         router.get("readyz") { _, _ in
-            let (redis, postgres) = await backends.check(timeout: readinessTimeout)
-            let ready = redis == nil && postgres == nil
-            let body = Health(status: ready ? "ready" : "unavailable", node: nodeName,
-                              checks: ["redis": redis ?? "ok", "postgres": postgres ?? "ok"])
+            var checks = await node.backends.check(node.configuration.readinessTimeout).mapValues { $0 ?? "ok" }
+            checks["cluster"] = node.membership.isMember ? "ok" : "this node's heartbeat is not confirmed"
+            checks["leases"] = node.channels.ownership.renewalsHealthy ? "ok" : "lease renewals are failing"
+            checks["bus"] = node.bus.probePassed ? "ok" : "the bus probe has not come back yet"
+            let ready = checks.values.allSatisfy { $0 == "ok" }
+            let body = Health(status: ready ? "ready" : "unavailable", node: name, checks: checks)
             return EditedResponse(status: ready ? .ok : .serviceUnavailable, response: body)
         }
     }

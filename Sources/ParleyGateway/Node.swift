@@ -1,13 +1,18 @@
 import Logging
 import ParleyCore
 import ParleyRuntime
+import ServiceLifecycle
 
 /// Everything the gateway serves from on one node.
 public struct Node: Sendable {
     public let configuration: NodeConfiguration
     public let identity: NodeIdentity
-    public let backends: Backends
+    public let backends: BackendHandles
     public let directory: any Directory
+    /// This node's heartbeat, the live nodes and the ring.
+    public let membership: ClusterMembership
+    /// The cluster bus and the one publish path; its feeds serve channel reads at the edge.
+    public let bus: ClusterBusService
     public let channels: ChannelRouter
     public let broadcaster: Broadcaster
     public let buffer: MessageBuffer
@@ -22,15 +27,18 @@ public struct Node: Sendable {
     public let sockets: SocketSweeper
     public let logger: Logger
 
-    public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: Backends, directory: any Directory,
-                channels: ChannelRouter, broadcaster: Broadcaster, buffer: MessageBuffer, presence: PresenceTracker, tokens: TokenIssuer,
-                passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(), logger: Logger) {
+    public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: BackendHandles, directory: any Directory,
+                membership: ClusterMembership, bus: ClusterBusService, channels: ChannelRouter, buffer: MessageBuffer,
+                presence: PresenceTracker, tokens: TokenIssuer, passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(),
+                logger: Logger) {
         self.configuration = configuration
         self.identity = identity
         self.backends = backends
         self.directory = directory
+        self.membership = membership
+        self.bus = bus
         self.channels = channels
-        self.broadcaster = broadcaster
+        self.broadcaster = bus.broadcaster
         self.buffer = buffer
         self.presence = presence
         self.tokens = tokens
@@ -41,5 +49,46 @@ public struct Node: Sendable {
         self.metrics = metrics
         sockets = SocketSweeper(timeout: configuration.socketTimeout) { metrics.socketTimeouts.increment() }
         self.logger = logger
+        Self.connect(membership: membership, bus: bus, channels: channels, presence: presence, logger: logger)
+    }
+
+    /// The node's long-running services, in start order (shutdown runs the other way: sockets
+    /// close, channels hand off and release, the bus and the heartbeat stop, the buffer flushes).
+    public var services: [any Service] { [buffer, membership, bus, channels, presence, sockets] }
+
+    /// Membership changes move channels (handoff) and reap a dead node's presence; controls
+    /// from other nodes reach the router and the sockets.
+    private static func connect(membership: ClusterMembership, bus: ClusterBusService, channels: ChannelRouter,
+                                presence: PresenceTracker, logger: Logger) {
+        membership.onChange { changes, ring in
+            await channels.ringChanged(ring)
+            for change in changes {
+                switch change {
+                case .left(let node), .restarted(old: let node, new: _): await presence.reap(node: node)
+                case .joined: break
+                }
+            }
+        }
+        membership.onLapse { await presence.republish() }
+        bus.onReconnect { await presence.resync { event, topic in bus.deliverHere(event, topic: topic) } }
+        let broadcaster = bus.broadcaster
+        bus.handle(controls: { kind, body, _ in
+            switch kind {
+            case "member_added", "member_removed":
+                guard let channel = body["channel"]?.stringValue, let user = body["user"]?.stringValue else { return }
+                let added = kind == "member_added"
+                await channels.membershipChanged(channel: channel, user: user, added: added)
+                if !added {
+                    // The user's sockets on the channel, on this node, get phx_close and nothing more.
+                    let topic = "channel:\(channel)"
+                    broadcaster.close(topic, with: PhoenixFrame(topic: topic, event: "phx_close", json: [:])) { $0.user(on: topic) == user }
+                }
+            case "take":
+                guard let channel = body["channel"]?.stringValue else { return }
+                await channels.take(channel)
+            default:
+                logger.debug("unknown cluster control", metadata: ["kind": "\(kind)"])
+            }
+        })
     }
 }

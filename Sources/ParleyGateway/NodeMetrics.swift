@@ -1,6 +1,5 @@
 import Hummingbird
 import ParleyCore
-import ParleyPostgres
 import ParleyRuntime
 import Prometheus
 import Synchronization
@@ -32,6 +31,22 @@ public final class NodeMetrics: Sendable {
     private let dedupeUnchecked: Counter
     private let authLimited: Counter
     private let joinsLimited: Counter
+    private let liveNodes: Gauge
+    private let ownedChannels: Gauge
+    private let handoffs: Counter
+    private let takeovers: Counter
+    private let leasesLost: Counter
+    private let forwarded: Counter
+    private let forwardedMilliseconds: Counter
+    private let forwardFailures: Counter
+    private let forwardedServed: Counter
+    private let routeRetries: Counter
+    private let busPublished: Counter
+    private let busReceived: Counter
+    private let busReconnects: Counter
+    private let holesRepaired: Counter
+    private let repairs: Counter
+    private let presenceReaped: Counter
     private let lastSeen = Mutex<[String: Int]>([:])
 
     public init(identity: NodeIdentity) {
@@ -58,6 +73,22 @@ public final class NodeMetrics: Sendable {
         dedupeUnchecked = registry.makeCounter(descriptor: Self.name("dedupe_store_unanswered_total", unit: "", help: "Posts whose client_msg_id PostgreSQL could not be asked about (the log alone de-duplicated them)"))
         authLimited = registry.makeCounter(descriptor: Self.name("auth_rate_limited_total", unit: "", help: "Sign-ups and sign-ins refused with rate_limited"))
         joinsLimited = registry.makeCounter(descriptor: Self.name("joins_rate_limited_total", unit: "", help: "Channel joins refused with rate_limited"))
+        liveNodes = registry.makeGauge(descriptor: Self.name("cluster_live_nodes", unit: "", help: "Live nodes in the ring, as this node sees them"))
+        ownedChannels = registry.makeGauge(descriptor: Self.name("owned_channels", unit: "", help: "Channels whose lease this node holds"))
+        handoffs = registry.makeCounter(descriptor: Self.name("handoffs_total", unit: "", help: "Channels handed off to another node (planned moves)"))
+        takeovers = registry.makeCounter(descriptor: Self.name("takeovers_total", unit: "", help: "Channels this node took over from an earlier owner"))
+        leasesLost = registry.makeCounter(descriptor: Self.name("leases_lost_total", unit: "", help: "Leases this node could not prove and stopped under"))
+        forwarded = registry.makeCounter(descriptor: Self.name("forwarded_requests_total", unit: "", help: "Writes forwarded to another node's channel owner"))
+        forwardedMilliseconds = registry.makeCounter(descriptor: Self.name("forwarded_requests_milliseconds_total", unit: "", help: "Time spent in forwarded writes (with the count above, the mean latency)"))
+        forwardFailures = registry.makeCounter(descriptor: Self.name("forwarded_requests_failed_total", unit: "", help: "Forwarded writes whose owner did not answer in time"))
+        forwardedServed = registry.makeCounter(descriptor: Self.name("forwarded_requests_served_total", unit: "", help: "Writes other nodes forwarded to this node and it served"))
+        routeRetries = registry.makeCounter(descriptor: Self.name("route_retries_total", unit: "", help: "Writes retried after re-resolving their channel's owner"))
+        busPublished = registry.makeCounter(descriptor: Self.name("bus_published_total", unit: "", help: "Envelopes published on the cluster bus"))
+        busReceived = registry.makeCounter(descriptor: Self.name("bus_received_total", unit: "", help: "Envelopes received from the cluster bus"))
+        busReconnects = registry.makeCounter(descriptor: Self.name("bus_reconnects_total", unit: "", help: "Times the bus subscriber reconnected (feeds then catch up from the log)"))
+        holesRepaired = registry.makeCounter(descriptor: Self.name("feed_messages_repaired_total", unit: "", help: "Messages delivered by reading the log/store because the bus lost or reordered them"))
+        repairs = registry.makeCounter(descriptor: Self.name("feed_repairs_total", unit: "", help: "Hole repairs of channel feeds"))
+        presenceReaped = registry.makeCounter(descriptor: Self.name("presence_reaped_total", unit: "", help: "Presence metas of dead nodes this node removed"))
         registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
     }
 
@@ -66,8 +97,28 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Reads the services' stats and renders the registry in the Prometheus text format.
-    func scrape(broadcaster: Broadcaster, buffer: MessageBuffer, channels: ChannelRouter, requests: RequestLimiter,
-                postgres: PostgresClient) async -> [UInt8] {
+    func scrape(node: Node) async -> [UInt8] {
+        let (broadcaster, buffer, channels, requests) = (node.broadcaster, node.buffer, node.channels, node.requests)
+        let ownership = channels.ownership.stats()
+        let routing = channels.stats()
+        let bus = node.bus.stats()
+        let feeds = node.bus.feeds.repairStats
+        liveNodes.set(to: Double(node.membership.ring.members.count))
+        ownedChannels.set(to: Double(channels.ownership.owned.count))
+        advance(handoffs, "handoffs", to: ownership.handoffs)
+        advance(takeovers, "takeovers", to: routing.takeovers)
+        advance(leasesLost, "leases_lost", to: ownership.lost)
+        advance(forwarded, "forwarded", to: routing.forwarded)
+        advance(forwardedMilliseconds, "forwarded_ms", to: Int(routing.forwardMilliseconds))
+        advance(forwardFailures, "forward_failures", to: routing.forwardFailures)
+        advance(forwardedServed, "forwarded_served", to: routing.served)
+        advance(routeRetries, "route_retries", to: routing.retries)
+        advance(busPublished, "bus_published", to: bus.published)
+        advance(busReceived, "bus_received", to: bus.received)
+        advance(busReconnects, "bus_reconnects", to: bus.reconnects)
+        advance(holesRepaired, "holes_repaired", to: feeds.repaired)
+        advance(repairs, "repairs", to: feeds.repairs)
+        advance(presenceReaped, "presence_reaped", to: await node.presence.reapedCount)
         advance(authLimited, "auth_limited", to: requests.refusals(.auth))
         advance(dedupeUnchecked, "dedupe_unchecked", to: channels.lookup.unanswered)
         advance(joinsLimited, "joins_limited", to: requests.refusals(.join))
@@ -84,7 +135,7 @@ public final class NodeMetrics: Sendable {
         advance(dropped, "dropped", to: broadcast.dropped)
         advance(storedRows, "rows", to: stored.rows)
         advance(storedBatches, "batches", to: stored.batches)
-        advance(postgresStatements, "statements", to: postgres.statementsSent)
+        advance(postgresStatements, "statements", to: node.backends.statementsSent())
         advance(storeErrors, "errors", to: stored.errors)
         pending.set(to: Double(stored.pending))
         lag.set(to: Double(stored.lagMilliseconds))
@@ -107,8 +158,7 @@ struct MetricsRoutes: Sendable {
 
     func register(on router: Router<some RequestContext>) {
         router.get("metrics") { _, _ in
-            let body = await node.metrics.scrape(broadcaster: node.broadcaster, buffer: node.buffer, channels: node.channels,
-                                                  requests: node.requests, postgres: node.backends.postgres)
+            let body = await node.metrics.scrape(node: node)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }

@@ -19,6 +19,8 @@ public struct RedisKeyspace: Sendable, Hashable {
     public func trimmedDedupe(channel: String) -> String { "\(prefix):dedupe-trimmed:channel:{\(channel)}" }
     public func olderTrimmedDedupe(channel: String) -> String { "\(prefix):dedupe-trimmed-old:channel:{\(channel)}" }
     public func presence(workspace: String) -> String { "\(prefix):presence:workspace:{\(workspace)}" }
+    /// The workspaces a node incarnation wrote presence to (what to reap when it dies).
+    public func presenceNodeWorkspaces(node: String) -> String { "\(prefix):presence-node:{\(node)}" }
     public func topic(_ topic: String) -> String { "\(prefix):topic:\(topic)" }
     public func inbox(node: String) -> String { "\(prefix):inbox:\(node)" }
 }

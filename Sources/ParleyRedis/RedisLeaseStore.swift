@@ -21,6 +21,17 @@ public struct RedisLeaseStore: LeaseStore {
         try await client.evaluate(.renewLease, keys: [keys.lease(key)], arguments: [holder, ttl.milliseconds]) == .integer(1)
     }
 
+    /// One pipeline of compare-and-extend scripts: one round trip for every lease of the node.
+    public func renew(_ keys: [EntityKey], holder: String, ttl: Duration) async throws -> [EntityKey: Bool] {
+        let replies = try await client.pipeline(keys.map {
+            .evalSHA(.renewLease, keys: [self.keys.lease($0)], arguments: [holder, ttl.milliseconds])
+        })
+        if let failure = replies.first(where: { $0.errorMessage != nil }) {
+            throw RedisError.reply(failure.errorMessage ?? "")
+        }
+        return Dictionary(uniqueKeysWithValues: zip(keys, replies.map { $0 == .integer(1) }))
+    }
+
     public func release(_ key: EntityKey, holder: String) async throws {
         try await client.evaluate(.releaseLease, keys: [keys.lease(key)], arguments: [holder])
     }

@@ -27,7 +27,7 @@ extension FrameSubscriber {
 
 /// The one way anything is published (DESIGN §1): encodes each event once per serializer in
 /// use, however many sockets receive it, and fans it out to the local subscribers of its
-/// topic. (The cluster bus publish joins here when the cluster lands.)
+/// topic. `ClusterBusService` publishes through it to the other nodes and hands it what they publish.
 ///
 /// Deliveries to a topic happen under that topic's lock, so once `unsubscribe` returns the
 /// subscriber receives nothing more from it (a socket that left, or whose channel errored,
@@ -51,23 +51,34 @@ public final class Broadcaster: EventPublisher {
 
     private let topics = Mutex<[String: Subscribers]>([:])
     private let counters = Mutex(Stats())
+    private let activity = Mutex<(@Sendable (String, Bool) -> Void)?>(nil)
 
     public init() {}
 
+    /// Calls `hook(topic, true)` when a topic gets its first local subscriber and
+    /// `hook(topic, false)` when it loses its last (the node subscribes to the cluster topic
+    /// only in between). Set once, before sockets arrive; called outside the broadcaster's locks.
+    public func onTopicActivity(_ hook: @escaping @Sendable (String, Bool) -> Void) {
+        activity.withLock { $0 = hook }
+    }
+
     public func subscribe(_ subscriber: any FrameSubscriber, to topic: String) {
         while true {
-            let entry = topics.withLock { topics in
-                if let entry = topics[topic] { return entry }
+            let (entry, isNew) = topics.withLock { topics in
+                if let entry = topics[topic] { return (entry, false) }
                 let fresh = Subscribers()
                 topics[topic] = fresh
-                return fresh
+                return (fresh, true)
             }
             let added = entry.state.withLock { state -> Bool in
                 guard !state.dead else { return false }
                 state.members[ObjectIdentifier(subscriber)] = subscriber
                 return true
             }
-            if added { return }
+            if added {
+                if isNew { activity.withLock { $0 }?(topic, true) }
+                return
+            }
             remove(topic, entry)
         }
     }
@@ -142,10 +153,16 @@ public final class Broadcaster: EventPublisher {
     }
 
     private func remove(_ topic: String, _ entry: Subscribers) {
-        topics.withLock { topics in
-            if topics[topic] === entry { topics[topic] = nil }
+        let removed = topics.withLock { topics -> Bool in
+            guard topics[topic] === entry else { return false }
+            topics[topic] = nil
+            return true
         }
+        if removed { activity.withLock { $0 }?(topic, false) }
     }
+
+    /// Topics with local subscribers.
+    public var activeTopics: [String] { topics.withLock { Array($0.keys) } }
 
     public func stats() -> Stats {
         let entries = topics.withLock { Array($0.values) }

@@ -44,6 +44,13 @@ public struct NodeConfiguration: Sendable {
     public var authPerMinute = 30
     /// Channel joins per second of one user (ten times that from one address).
     public var joinsPerSecond = 20
+    /// How often the node writes its heartbeat, and how long one lives (a dead node leaves the
+    /// ring, and its presence is reaped, at most this long after its last heartbeat).
+    public var heartbeatInterval: Duration = .seconds(1)
+    public var heartbeatTTL: Duration = .seconds(3)
+    /// How long a write keeps trying to reach the channel's owner (through handoffs and
+    /// failovers) before it is answered `unavailable`.
+    public var requestDeadline: Duration = .seconds(10)
     /// PostgreSQL cancels a statement of the node's running longer than this.
     public var statementTimeout: Duration = .seconds(10)
 
@@ -52,7 +59,7 @@ public struct NodeConfiguration: Sendable {
                 databaseURL: String = "postgres://parley@127.0.0.1:5433/parley", databasePoolSize: Int = 4,
                 migrateOnStart: Bool = true, readinessTimeout: Duration = .seconds(2),
                 tokenSecret: String = "", tokenLifetime: Duration = .seconds(7 * 24 * 3600),
-                bcryptCost: Int = 12, batchSize: Int = 10, batchDelay: Duration = .seconds(5), leaseTTL: Duration = .seconds(10),
+                bcryptCost: Int = 12, batchSize: Int = 10, batchDelay: Duration = .seconds(5), leaseTTL: Duration = .seconds(2),
                 socketTimeout: Duration = .seconds(60), awayAfter: Duration = .seconds(300)) {
         self.nodeName = nodeName
         self.httpHost = httpHost

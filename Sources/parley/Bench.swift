@@ -4,6 +4,7 @@ import ParleyCore
 import ParleyPostgres
 import ParleyRedis
 import ParleyRuntime
+import ParleyWiring
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks of this node's backends.",

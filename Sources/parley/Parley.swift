@@ -6,6 +6,7 @@ import ParleyCore
 import ParleyGateway
 import ParleyPostgres
 import ParleyRuntime
+import ParleyWiring
 
 @main
 struct Parley: AsyncParsableCommand {
@@ -62,7 +63,13 @@ struct Serve: AsyncParsableCommand {
         if node.dev {
             logger.warning("--dev: a throwaway token secret was made up; tokens stop working when this process ends")
         }
-        let node = await Node.start(configuration: configuration, backends: connected, logger: logger)
+        let node: Node
+        do {
+            node = try await Node.start(configuration: configuration, backends: connected, logger: logger)
+        } catch {
+            await connected.shutdown()
+            throw failOnStartup(error)
+        }
         let app = buildApplication(node: node)
         do {
             try await app.runService()

@@ -65,8 +65,14 @@ struct NodeOptions: ParsableArguments {
     var batchSize: Int?
     @Option(help: "Longest wait before a partial batch is written, ms. Env PARLEY_BATCH_TIMEOUT_MS; default 5000.")
     var batchTimeoutMs: Int?
-    @Option(help: "Channel lease TTL, ms. Env PARLEY_LEASE_TTL_MS; default 10000.")
+    @Option(help: "Channel lease TTL, ms: a dead owner's channels move within about this long. Env PARLEY_LEASE_TTL_MS; default 2000.")
     var leaseTtlMs: Int?
+    @Option(help: "Heartbeat interval, ms. Env PARLEY_HEARTBEAT_INTERVAL_MS; default 1000.")
+    var heartbeatIntervalMs: Int?
+    @Option(help: "Heartbeat TTL, ms: a silent node leaves the ring (and its presence is reaped) after this. Env PARLEY_HEARTBEAT_TTL_MS; default 3000.")
+    var heartbeatTtlMs: Int?
+    @Option(help: "How long a write keeps trying to reach its channel's owner before `unavailable`, ms. Env PARLEY_REQUEST_DEADLINE_MS; default 10000.")
+    var requestDeadlineMs: Int?
     @Option(help: "Close a socket silent this long (no frame, not even a heartbeat), ms. Env PARLEY_SOCKET_TIMEOUT_MS; default 60000.")
     var socketTimeoutMs: Int?
     @Option(help: "A member idle this long on all sockets is away, ms. Env PARLEY_AWAY_AFTER_MS; default 300000.")
@@ -94,7 +100,14 @@ struct NodeOptions: ParsableArguments {
         configuration.bcryptCost = try setting(bcryptCost, "PARLEY_BCRYPT_COST", configuration.bcryptCost)
         configuration.batchSize = try setting(batchSize, "PARLEY_BATCH_SIZE", configuration.batchSize)
         configuration.batchDelay = .milliseconds(try setting(batchTimeoutMs, "PARLEY_BATCH_TIMEOUT_MS", 5000))
-        configuration.leaseTTL = .milliseconds(try setting(leaseTtlMs, "PARLEY_LEASE_TTL_MS", 10000))
+        configuration.leaseTTL = .milliseconds(try setting(leaseTtlMs, "PARLEY_LEASE_TTL_MS", 2000))
+        configuration.heartbeatInterval = .milliseconds(try setting(heartbeatIntervalMs, "PARLEY_HEARTBEAT_INTERVAL_MS", 1000))
+        configuration.heartbeatTTL = .milliseconds(try setting(heartbeatTtlMs, "PARLEY_HEARTBEAT_TTL_MS", 3000))
+        configuration.requestDeadline = .milliseconds(try setting(requestDeadlineMs, "PARLEY_REQUEST_DEADLINE_MS", 10_000))
+        guard configuration.heartbeatInterval >= .milliseconds(100), configuration.heartbeatTTL >= configuration.heartbeatInterval * 2,
+              configuration.requestDeadline >= .milliseconds(100) else {
+            throw ValidationError("the heartbeat interval must be at least 100 ms, its TTL at least twice the interval, the request deadline at least 100 ms")
+        }
         configuration.socketTimeout = .milliseconds(try setting(socketTimeoutMs, "PARLEY_SOCKET_TIMEOUT_MS", 60000))
         configuration.awayAfter = .milliseconds(try setting(awayAfterMs, "PARLEY_AWAY_AFTER_MS", 300_000))
         configuration.outboxCapacity = try setting(outboxCapacity, "PARLEY_OUTBOX_CAPACITY", configuration.outboxCapacity)
@@ -120,8 +133,8 @@ struct NodeOptions: ParsableArguments {
         }
         guard configuration.tokenSecret.utf8.count >= 32 else { throw ValidationError("the token secret must be at least 32 bytes") }
         guard (4...31).contains(configuration.bcryptCost) else { throw ValidationError("bcrypt cost must be 4...31") }
-        guard configuration.batchSize > 0, configuration.batchDelay > .zero, configuration.leaseTTL >= .seconds(1) else {
-            throw ValidationError("batch size and timeout must be positive, the lease TTL at least 1000 ms")
+        guard configuration.batchSize > 0, configuration.batchDelay > .zero, configuration.leaseTTL >= .milliseconds(500) else {
+            throw ValidationError("batch size and timeout must be positive, the lease TTL at least 500 ms")
         }
         guard (0...65535).contains(configuration.httpPort) else {
             throw ValidationError("HTTP port \(configuration.httpPort) is out of range")

@@ -4,6 +4,7 @@ import ParleyPostgres
 import ParleyRedis
 import ParleyRuntime
 import ParleyTestSupport
+import Synchronization
 import Testing
 
 /// The same behaviour, proven of the memory adapter and the Redis / PostgreSQL one.
@@ -143,4 +144,130 @@ struct PortConformanceTests {
             #expect(try await store.lastSeq(channel: channel) == 31)
         }
     }
+
+    @Test(arguments: Adapter.allCases)
+    func leasesRenewTogetherInOneCallAndOnlyTheHoldersOwn(adapter: Adapter) async throws {
+        let (leases, client) = try leaseStore(adapter)
+        let mine = (0..<50).map { EntityKey.channel("mine-\($0)-\(UUID())") }
+        let theirs = EntityKey.channel("theirs-\(UUID())")
+        for key in mine { _ = try await leases.acquire(key, holder: "a/1", ttl: .seconds(3)) }
+        _ = try await leases.acquire(theirs, holder: "b/1", ttl: .seconds(10))
+        let answers = try await leases.renew(mine + [theirs], holder: "a/1", ttl: .seconds(60))
+        #expect(answers.count == 51 && mine.allSatisfy { answers[$0] == true } && answers[theirs] == false, "\(answers.values.filter { $0 }.count) renewed of \(answers.count)")
+        try await Task.sleep(for: .milliseconds(3500))
+        #expect(try await leases.holder(of: mine[0]) == "a/1", "extended past the first TTL")
+        await client?.shutdown()
+    }
+
+    func stores(_ adapter: Adapter) throws -> (any MembershipStore, any PresenceStore, RedisClient?) {
+        switch adapter {
+        case .memory: return (MemoryMembershipStore(), MemoryPresenceStore(), nil)
+        case .real:
+            let client = try TestServices.redis()
+            let keys = RedisKeyspace(prefix: TestServices.uniquePrefix("cluster"))
+            return (RedisMembershipStore(client: client, keys: keys), RedisPresenceStore(client: client, keys: keys), client)
+        }
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func aNameBelongsToOneLiveIncarnationAndExpiresWithItsHeartbeat(adapter: Adapter) async throws {
+        let (membership, _, client) = try stores(adapter)
+        let first = NodeRecord(identity: NodeIdentity(name: "n1", incarnation: "aaa"), address: "127.0.0.1:4001", startedAt: 1)
+        let twin = NodeRecord(identity: NodeIdentity(name: "n1", incarnation: "bbb"), address: "127.0.0.1:4009", startedAt: 2)
+        let other = NodeRecord(identity: NodeIdentity(name: "n2", incarnation: "ccc"), address: "127.0.0.1:4002", startedAt: 3)
+        #expect(try await membership.heartbeat(first, ttl: .seconds(2)) == .registered)
+        #expect(try await membership.heartbeat(first, ttl: .seconds(2)) == .renewed)
+        #expect(try await membership.heartbeat(twin, ttl: .seconds(5)) == .nameTaken(by: "n1/aaa"))
+        #expect(try await membership.heartbeat(other, ttl: .seconds(30)) == .registered)
+        #expect(try await membership.live() == [first, other])
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(try await membership.live() == [other], "a heartbeat not renewed expires")
+        #expect(try await membership.heartbeat(twin, ttl: .seconds(30)) == .registered, "the name is free again")
+        try await membership.leave(first.identity)
+        #expect(try await membership.live() == [twin, other], "only the holder can leave")
+        try await membership.leave(twin.identity)
+        #expect(try await membership.live() == [other])
+        await client?.shutdown()
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func presenceHoldsEverySocketOfEveryNodeAndReapsADeadNodesOnce(adapter: Adapter) async throws {
+        let (_, presence, client) = try stores(adapter)
+        let workspace = UUID().uuidString
+        func meta(_ socket: String, node: String) -> PresenceMeta {
+            PresenceMeta(socket: socket, ref: "\(node):\(socket)", status: .online, node: node, onlineAt: 1_795_000_000_000,
+                         customStatus: socket == "s2" ? "dnd" : nil)
+        }
+        try await presence.put(workspace: workspace, user: "ann", meta: meta("s1", node: "n1/a"))
+        try await presence.put(workspace: workspace, user: "ann", meta: meta("s2", node: "n2/b"))
+        try await presence.put(workspace: workspace, user: "bob", meta: meta("s3", node: "n2/b"))
+        try await presence.put(workspace: "elsewhere-\(workspace)", user: "bob", meta: meta("s4", node: "n2/b"))
+        var snapshot = try await presence.snapshot(workspace: workspace)
+        #expect(snapshot.users["ann"]?.map(\.socket).sorted() == ["s1", "s2"], "one user, two nodes, two metas")
+        #expect(snapshot.users["ann"]?.first { $0.socket == "s2" } == meta("s2", node: "n2/b"), "metas round-trip")
+        try await presence.remove(workspace: workspace, user: "ann", socket: "s1", node: "n1/a")
+        snapshot = try await presence.snapshot(workspace: workspace)
+        #expect(snapshot.status(of: "ann") == .online, "online while a socket on another node remains")
+        let reaped = try await presence.reap(node: "n2/b")
+        #expect(reaped[workspace]?.users.keys.sorted() == ["ann", "bob"])
+        #expect(reaped["elsewhere-\(workspace)"]?.users["bob"]?.count == 1)
+        #expect(try await presence.reap(node: "n2/b").isEmpty, "reaped once: a second reaper finds nothing")
+        #expect(try await presence.snapshot(workspace: workspace).users.isEmpty)
+        await client?.shutdown()
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func busPublishesToSubscribersAndSendsToOneInboxInOrder(adapter: Adapter) async throws {
+        let hub = MemoryBusHub()
+        let prefix = TestServices.uniquePrefix("bus")
+        var clients: [RedisClient] = []
+        func bus() throws -> any ClusterBus {
+            switch adapter {
+            case .memory: return MemoryClusterBus(hub: hub)
+            case .real:
+                let client = try TestServices.redis()
+                clients.append(client)
+                return RedisClusterBus(client: client, subscriber: RedisSubscriber(client.configuration), keys: RedisKeyspace(prefix: prefix))
+            }
+        }
+        let (a, b, c) = (try bus(), try bus(), try bus())
+        let received = Received()
+        let listeners = [("a", a), ("b", b), ("c", c)].map { name, bus in
+            Task { await bus.run { delivery in received.add(name, delivery) } }
+        }
+        for (name, bus) in [("a", a), ("b", b), ("c", c)] { try await bus.listen(inbox: name) }
+        try await b.subscribe(topic: "channel:1")
+        try await c.subscribe(topic: "channel:1")
+        #expect(b.topics == ["channel:1"])
+        try await a.send((1...20).map { (BusAddress.topic("channel:1"), Array("m\($0)".utf8)) } + [(.node("c"), Array("direct".utf8))])
+        #expect(await TestServices.eventually { received.texts("b").count == 20 && received.texts("c").count == 21 })
+        #expect(received.texts("b") == (1...20).map { "topic channel:1 m\($0)" }, "in publish order")
+        #expect(received.texts("c").last == "inbox direct")
+        #expect(received.texts("a").isEmpty, "not subscribed, not addressed")
+        c.unsubscribe(topic: "channel:1")
+        try await Task.sleep(for: .milliseconds(100))
+        try await a.publish(topic: "channel:1", Array("later".utf8))
+        #expect(await TestServices.eventually { received.texts("b").count == 21 })
+        #expect(received.texts("c").count == 21, "unsubscribed: nothing more")
+        for bus in [a, b, c] { bus.shutdown() }
+        for listener in listeners { await listener.value }
+        for client in clients { await client.shutdown() }
+    }
+}
+
+/// What each bus of a test received, as text.
+final class Received: Sendable {
+    private let deliveries = Mutex<[String: [String]]>([:])
+
+    func add(_ name: String, _ delivery: BusDelivery) {
+        let text: String
+        switch delivery {
+        case .topic(let topic, let payload): text = "topic \(topic) \(String(decoding: payload, as: UTF8.self))"
+        case .inbox(let payload): text = "inbox \(String(decoding: payload, as: UTF8.self))"
+        case .reconnected: text = "reconnected"
+        }
+        deliveries.withLock { $0[name, default: []].append(text) }
+    }
+
+    func texts(_ name: String) -> [String] { deliveries.withLock { $0[name] ?? [] } }
 }

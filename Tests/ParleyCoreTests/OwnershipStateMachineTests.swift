@@ -101,6 +101,31 @@ struct OwnershipStateMachineTests {
         _ = late.want(at: t0)
         // Granted after the lease could be useful: given back at once.
         #expect(late.leaseGranted(fence: 3, sentAt: t0, at: t0 + .seconds(5)) == [.release(fence: 3), .wakeUp(at: t0 + .milliseconds(5500))])
+        // …and, still wanted, tried again when it wakes up (it used to stay idle for good).
+        #expect(late.tick(at: t0 + .milliseconds(5500)) == [.acquire])
+    }
+
+    /// A grant that arrives after a drain or a ring change that made the node unwanted is
+    /// given back, not leaked and not started.
+    @Test func grantAfterDrainOrRingChangeIsReleasedNotStarted() {
+        var drained = Machine(timing: timing)
+        _ = drained.want(at: t0)
+        #expect(drained.drain(at: t0 + .milliseconds(5)) == [])
+        #expect(drained.leaseGranted(fence: 4, sentAt: t0, at: t0 + .milliseconds(10)) == [.release(fence: 4)])
+        #expect(drained.state == .idle)
+        #expect(drained.tick(at: t0 + .seconds(5)) == [])
+        var moved = Machine(timing: timing)
+        _ = moved.want(at: t0)
+        #expect(moved.ringChanged(preferred: false, at: t0 + .milliseconds(5)) == [])
+        #expect(moved.leaseGranted(fence: 5, sentAt: t0, at: t0 + .milliseconds(10)) == [.release(fence: 5)])
+        #expect(!moved.canWrite(at: t0 + .milliseconds(20)))
+    }
+
+    @Test func givingUpReleasesAndStops() {
+        var machine = owned(at: t0)
+        #expect(machine.giveUp(at: t0 + .seconds(1)) == [.stopAccepting, .release(fence: 7), .stopActor])
+        #expect(!machine.canWrite(at: t0 + .seconds(1)))
+        #expect(machine.tick(at: t0 + .seconds(3)) == [])
     }
 
     /// The invariant: whatever happens, no write is allowed or directed at a moment when the

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCore
+import ParleyPostgres
 import ParleyTestSupport
 import Testing
 
@@ -14,6 +15,16 @@ enum ClientDriver {
             "PARLEY_DATABASE_URL": TestServices.databaseURL + "?options=-csearch_path%3D\(schema)",
             "PARLEY_TOKEN_SECRET": "driver-test-secret-driver-test-secret-01", "PARLEY_BCRYPT_COST": "4",
         ]
+    }
+
+    /// A port and an empty folder for a redis-server the driver runs itself (`--redis-port`,
+    /// `--redis-dir`); the folder is removed after `body`.
+    static func withPrivateRedis<R>(_ name: String, _ body: (_ url: String, _ arguments: [String]) async throws -> R) async throws -> R {
+        let port = Int.random(in: 20_000..<30_000)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(name)-redis-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        return try await body("redis://127.0.0.1:\(port)", ["--redis-port", "\(port)", "--redis-dir", folder.path])
     }
 
     /// The driver's report, after expecting it found no problems; nil (with an issue recorded)
@@ -38,5 +49,26 @@ enum ClientDriver {
         let report = try JSONParser.parse(String(line))
         #expect(report["problems"]?.arrayValue?.isEmpty == true, "\(report["problems"] ?? .null)")
         return report
+    }
+
+    /// Checks PostgreSQL against the report's acknowledgements (`channels`: id → cmid → seq):
+    /// each channel holds exactly the acknowledged messages at their seqs, gap-free from 1, no
+    /// `client_msg_id` twice. Returns how many messages were acknowledged.
+    @discardableResult
+    static func verifyStored(_ report: JSONValue, in postgres: PostgresClient) async throws -> Int {
+        let channels = try #require(report["channels"]?.objectValue)
+        var acknowledged = 0
+        for (channel, acks) in channels {
+            let rows = try await postgres.query("SELECT seq, client_msg_id FROM messages WHERE channel_id = $1::uuid ORDER BY seq",
+                                                channel)
+            let stored = try rows.map { (try $0.decode(Int64.self, at: 0), try $0.decode(String.self, at: 1)) }
+            #expect(stored.map(\.0) == (0..<stored.count).map { Int64($0 + 1) }, "channel \(channel): seqs gap-free from 1")
+            let expected = (acks.objectValue ?? [:]).mapValues { $0.intValue ?? -1 }
+            let storedByID = Dictionary(stored.map { ($0.1, $0.0) }, uniquingKeysWith: { first, _ in first })
+            #expect(stored.count == storedByID.count, "channel \(channel): a client_msg_id stored twice")
+            #expect(storedByID == expected, "channel \(channel): PostgreSQL holds exactly the acknowledged messages at their seqs")
+            acknowledged += expected.count
+        }
+        return acknowledged
     }
 }

@@ -8,6 +8,7 @@ import ParleyCore
 import ParleyGateway
 import ParleyPostgres
 import ParleyRuntime
+import ParleyWiring
 import Testing
 
 /// A node on the shared Redis and PostgreSQL (its own key prefix and schema), served live.
@@ -33,6 +34,12 @@ enum NodeHarness {
     /// PostgreSQL unless `databaseURL` names another).
     static func withNode(databaseURL: String = databaseURL, configure: (inout NodeConfiguration) -> Void = { _ in },
                          _ body: @escaping @Sendable (any TestClientProtocol, Node) async throws -> Void) async throws {
+        try await withNode(databaseURL: databaseURL, configure: configure) { client, node, _ in try await body(client, node) }
+    }
+
+    /// The same, with the node's backends (to look into PostgreSQL behind the node's back).
+    static func withNode(databaseURL: String = databaseURL, configure: (inout NodeConfiguration) -> Void = { _ in },
+                         _ body: @escaping @Sendable (any TestClientProtocol, Node, Backends) async throws -> Void) async throws {
         let schema = "node_" + UUID().uuidString.prefix(8).lowercased()
         let logger = Logger(label: "test")
         let admin = try Backends.connect(configuration(databaseURL: databaseURL), logger: logger)
@@ -42,9 +49,9 @@ enum NodeHarness {
         let backends = try Backends.connect(configuration, logger: logger)
         do {
             try await PostgresMigrator(client: backends.postgres).migrate()
-            let node = await Node.start(configuration: configuration, backends: backends, logger: logger)
+            let node = try await Node.start(configuration: configuration, backends: backends, logger: logger)
             let app = buildApplication(node: node)
-            try await app.test(.live) { client in try await body(client, node) }
+            try await app.test(.live) { client in try await body(client, node, backends) }
         } catch {
             await backends.shutdown()
             try? await admin.postgres.simpleQuery("DROP SCHEMA \(schema) CASCADE")

@@ -12,7 +12,7 @@ struct OutageTests {
     @Test func messagesAreAcknowledgedAndDeliveredWhilePostgresIsDown() async throws {
         let postgres = try await PrivatePostgres()
         try await withTimeout(.seconds(120)) {
-            try await NodeHarness.withNode(databaseURL: postgres.url) { client, node in
+            try await NodeHarness.withNode(databaseURL: postgres.url) { client, node, backends in
                 let (alice, bob, channel, workspace) = try await ChatTests.room(client)
                 let topic = "channel:\(channel)"
                 try await client.addMember(bob, to: workspace, by: alice)
@@ -42,7 +42,7 @@ struct OutageTests {
 
                 try await postgres.start()
                 #expect(await TestServices.eventually(within: .seconds(30)) { await node.buffer.stats().pending == 0 })
-                let seqs = try await node.backends.postgres.query(
+                let seqs = try await backends.postgres.query(
                     "SELECT seq FROM messages WHERE channel_id = $1::uuid ORDER BY seq", channel)
                     .map { try $0.decode(Int64.self, at: 0) }
                 #expect(seqs == Array(1...25), "every acknowledged message stored once, no gap")

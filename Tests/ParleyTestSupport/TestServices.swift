@@ -56,6 +56,26 @@ public enum TestServices {
         }
     }
 
+    /// Starts `executable` in the background (its output discarded, inheriting none of our
+    /// descriptors); returns its pid, for the caller to kill and reap.
+    public static func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        markDescriptorsCloseOnExec()
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else {
+            throw ProcessFailure(command: executable, output: "cannot start: \(String(cString: strerror(spawned)))")
+        }
+        return pid
+    }
+
     /// `run`, blocking the caller's thread (for `deinit`s).
     ///
     /// posix_spawn and waitpid rather than Foundation's `Process`, whose `waitUntilExit` can
@@ -123,7 +143,7 @@ public enum TestServices {
 public final class PrivateRedis: @unchecked Sendable {
     public let port: Int
     public let password: String?
-    private var process: Process?
+    private var pid: pid_t?
 
     public init(password: String? = nil) async throws {
         self.port = Int.random(in: 20_000..<40_000)
@@ -134,15 +154,9 @@ public final class PrivateRedis: @unchecked Sendable {
     public var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)" }
 
     public func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         if let password { arguments += ["--requirepass", password] }
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        pid = try TestServices.spawn("/usr/bin/env", arguments)
         let probe = ["-p", "\(port)"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["ping"]
         for _ in 0..<100 {
             if (try? await TestServices.run("/usr/bin/env", ["redis-cli"] + probe))?.contains("PONG") == true { return }
@@ -151,12 +165,15 @@ public final class PrivateRedis: @unchecked Sendable {
         throw TestServices.ProcessFailure(command: "redis-server on \(port)", output: "did not start")
     }
 
-    /// Kills the server (as a crash would: no clean shutdown).
+    /// Kills the server (as a crash would: no clean shutdown) and reaps it. (Not Foundation's
+    /// `Process.waitUntilExit`, which was seen to wait forever on a cooperative thread here,
+    /// freezing every test of the process; `waitpid` after SIGKILL returns at once.)
     public func kill() {
-        guard let process else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        self.process = nil
+        guard let pid else { return }
+        Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        self.pid = nil
     }
 
     deinit { kill() }

@@ -108,10 +108,16 @@ public struct OwnershipStateMachine: Sendable {
 
     public mutating func leaseGranted(fence: Int64, sentAt: Moment, at now: Moment) -> [Directive] {
         guard case .acquiring(let sent) = state, sent == sentAt else { return [] }
+        guard wanted else {
+            // Drained or no longer preferred while the request was out: not started, given back.
+            state = .idle
+            return [.release(fence: fence)]
+        }
         let lease = Lease(fence: fence, provenUntil: sentAt + timing.leaseTTL, nextRenewal: sentAt + timing.renewAfter)
         guard now < lease.provenUntil - timing.safetyMargin else {
-            // Granted too late to be of use: give it back.
+            // Granted too late to be of use: give it back and try again (still wanted).
             state = .idle
+            retryAt = now + timing.retryAfter
             return [.release(fence: fence), .wakeUp(at: now + timing.retryAfter)]
         }
         state = .owned(lease)
@@ -190,8 +196,23 @@ public struct OwnershipStateMachine: Sendable {
             guard canWrite(at: now) else { return loseLease(at: now) }
             state = .handingOff(lease)
             return [.stopAccepting, .flush]
-        case .acquiring:
-            state = .idle
+        default:
+            // Acquiring: the grant, if it comes, is released (`leaseGranted` checks `wanted`).
+            return []
+        }
+    }
+
+    /// This node no longer needs the entity (its actor went idle): release without a handoff
+    /// notice; a grant still in flight is released when it arrives.
+    public mutating func giveUp(at now: Moment) -> [Directive] {
+        wanted = false
+        retryAt = nil
+        switch state {
+        case .owned(let lease), .handingOff(let lease):
+            state = .released
+            return [.stopAccepting, .release(fence: lease.fence), .stopActor]
+        case .lost:
+            state = .released
             return []
         default:
             return []

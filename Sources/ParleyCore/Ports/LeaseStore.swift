@@ -12,4 +12,15 @@ public protocol LeaseStore: Sendable {
     func release(_ key: EntityKey, holder: String) async throws
     /// The current holder, if any.
     func holder(of key: EntityKey) async throws -> String?
+    /// Extends every lease of `keys` that `holder` still holds, in one round trip; the answer
+    /// says, per key, whether it was extended.
+    func renew(_ keys: [EntityKey], holder: String, ttl: Duration) async throws -> [EntityKey: Bool]
+}
+
+extension LeaseStore {
+    public func renew(_ keys: [EntityKey], holder: String, ttl: Duration) async throws -> [EntityKey: Bool] {
+        var answers: [EntityKey: Bool] = [:]
+        for key in keys { answers[key] = try await renew(key, holder: holder, ttl: ttl) }
+        return answers
+    }
 }

@@ -125,3 +125,22 @@ public struct PresenceDiff: Sendable, Hashable {
         ["joins": PresenceSnapshot.json(joins), "leaves": PresenceSnapshot.json(leaves)]
     }
 }
+
+extension PresenceMeta {
+    /// The meta as the presence store keeps it: its wire form plus the socket.
+    public var storedJSON: JSONValue {
+        guard case .object(var members) = json else { return json }
+        members["socket"] = .string(socket)
+        return .object(members)
+    }
+
+    /// Reads `storedJSON`.
+    public init?(stored: JSONValue) {
+        guard let socket = stored["socket"]?.stringValue, let ref = stored["phx_ref"]?.stringValue,
+              let status = stored["status"]?.stringValue.flatMap(PresenceStatus.init(rawValue:)),
+              let node = stored["node"]?.stringValue, let onlineAt = stored["online_at"]?.intValue else { return nil }
+        self.init(socket: socket, ref: ref, status: status, node: node, onlineAt: onlineAt,
+                  customStatus: stored["custom_status"]?.stringValue, statusText: stored["status_text"]?.stringValue)
+        previousRef = stored["phx_ref_prev"]?.stringValue
+    }
+}

@@ -116,7 +116,7 @@ struct APIRoutes: Sendable {
         let user = try await authenticate(request)
         let channel = try id(context, "channel")
         try await node.directory.joinChannel(channel, user: user)
-        await node.channels.runningServer(for: channel)?.addMember(user)
+        await node.bus.broadcastControl("member_added", ["channel": .string(channel), "user": .string(user)])
         return JSONResponse(["joined": .string(channel)])
     }
 
@@ -143,10 +143,9 @@ struct APIRoutes: Sendable {
 
     private func remove(_ user: String, from channel: String) async throws {
         try await node.directory.leaveChannel(channel, user: user)
-        await node.channels.runningServer(for: channel)?.removeMember(user)
-        // The user's sockets on the channel get phx_close and nothing more.
-        let topic = "channel:\(channel)"
-        node.broadcaster.close(topic, with: PhoenixFrame(topic: topic, event: "phx_close", json: [:])) { $0.user(on: topic) == user }
+        // Every node: the owner's server forgets the member, and the user's sockets on the
+        // channel get phx_close and nothing more.
+        await node.bus.broadcastControl("member_removed", ["channel": .string(channel), "user": .string(user)])
     }
 
     // MARK: Messages
@@ -165,8 +164,8 @@ struct APIRoutes: Sendable {
             "limit": try number("limit").map { .int($0) } ?? .null,
         ]), limits: node.limits)
         guard case .loadHistory(let before, let after, let limit) = command else { throw ChannelError.notFound("history") }
-        let server = try await node.channels.server(for: channel, member: user)
-        return JSONResponse(["messages": .array(try await server.history(before: before, after: after, limit: limit).map(\.json))])
+        guard try await node.directory.isChannelMember(channel, user: user) else { throw ChannelError.notAMember }
+        return JSONResponse(["messages": .array(try await node.bus.feeds.history(channel, before: before, after: after, limit: limit).map(\.json))])
     }
 
     private func post(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
@@ -177,8 +176,10 @@ struct APIRoutes: Sendable {
                                                                                      limits: node.limits) else {
             throw ChannelError.notFound("message")
         }
-        let server = try await node.channels.server(for: channel, member: user)
-        let message = try await server.post(userID: user, body: text, clientMessageID: clientID, threadRootID: root)
+        guard case .message(let message) = try await node.channels.call(.post(body: text, clientMessageID: clientID, threadRootID: root),
+                                                                         channel: channel, user: user) else {
+            throw ChannelError.unavailable("no message in the owner's answer")
+        }
         return JSONResponse(["message": message.json], status: .created)
     }
 

@@ -136,11 +136,16 @@ actor SocketSession {
             return
         }
         if joined[frame.topic] != nil { leave(frame, silently: true) }
-        let server: ChannelServer
+        // Joins are served here, at the edge: membership from the directory, the catch-up from
+        // the log and the store through the channel's feed, whichever node owns the channel.
+        let feed: ChannelFeed
         do {
-            server = try await node.channels.server(for: channel, member: user)
-            let lastRead = try await node.directory.lastRead(channel, user: user)
-            let current = await server.currentSeq
+            guard try await backend({ try await node.directory.isChannelMember(channel, user: user) }) else {
+                throw ChannelError.notAMember
+            }
+            feed = try await node.bus.feeds.open(channel)
+            let lastRead = try await backend { try await node.directory.lastRead(channel, user: user) }
+            let current = feed.lastSeq
             joined[frame.topic] = (frame.joinRef, channel, user)
             joinedAt[frame.topic] = clock.now()
             outbox.joined(frame.topic, as: user)
@@ -155,7 +160,7 @@ actor SocketSession {
         // Joined: the catch-up follows the reply. If it cannot complete, the channel errors
         // (Phoenix clients rejoin with their last seq), never silence.
         do {
-            try await server.attach(outbox, to: node.broadcaster, after: request.lastSeq)
+            try await feed.attach(outbox, after: request.lastSeq)
         } catch {
             forget(frame.topic)
             node.broadcaster.unsubscribe(outbox, from: frame.topic)
@@ -181,6 +186,8 @@ actor SocketSession {
             guard try await node.directory.isWorkspaceMember(workspace: workspace, user: user) else {
                 throw ChannelError.notAMember
             }
+            // Subscribed on the bus before the state is read, so no later diff is missed.
+            try await backend { try await node.bus.subscribe(frame.topic) }
         } catch {
             reply(to: frame, error: error)
             return
@@ -202,8 +209,12 @@ actor SocketSession {
         }
         do {
             let channel = try PayloadReader(frame.json).id("channel_id")
-            let server = try await node.channels.server(for: channel, member: user)
-            guard try await server.contains(messageID: root) else { throw ChannelError.notFound("message \(root)") }
+            guard try await backend({ try await node.directory.isChannelMember(channel, user: user) }) else {
+                throw ChannelError.notAMember
+            }
+            guard try await node.bus.feeds.history(of: channel).contains(messageID: root) else {
+                throw ChannelError.notFound("message \(root)")
+            }
             threads.insert(frame.topic)
             node.broadcaster.subscribe(outbox, to: frame.topic)
             outbox.send(.reply(to: frame, status: "ok", response: [:]))
@@ -257,30 +268,36 @@ actor SocketSession {
         }
         do {
             let command = try ChannelCommand(event: frame.event, payload: frame.json, limits: node.limits)
-            let server = try await node.channels.server(for: membership.channel, member: membership.user)
+            let (channel, user) = (membership.channel, membership.user)
+            // Reads at the edge; writes go to the channel's owner, wherever it is.
             switch command {
+            case .loadHistory(let before, let after, let limit):
+                let page = try await node.bus.feeds.history(channel, before: before, after: after, limit: limit)
+                outbox.send(.reply(to: frame, status: "ok", response: ["messages": .array(page.map(\.json))]))
             case .newMessage(let body, let clientID, let root):
-                let message = try await server.post(userID: membership.user, body: body, clientMessageID: clientID, threadRootID: root)
+                guard case .message(let message) = try await node.channels.call(
+                    .post(body: body, clientMessageID: clientID, threadRootID: root), channel: channel, user: user) else { return }
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(message.seq), "id": .string(message.id)]))
                 node.metrics.messagesAccepted.increment()
-            case .loadHistory(let before, let after, let limit):
-                let page = try await server.history(before: before, after: after, limit: limit)
-                outbox.send(.reply(to: frame, status: "ok", response: ["messages": .array(page.map(\.json))]))
             case .typingStart, .typingStop:
-                await server.setTyping(membership.user, command == .typingStart)
+                _ = try await node.channels.call(.typing(command == .typingStart), channel: channel, user: user)
                 outbox.send(.reply(to: frame, status: "ok", response: [:]))
             case .markRead(let seq):
-                let (recorded, unread) = try await server.markRead(membership.user, seq: seq)
+                guard case .read(let recorded, let unread) = try await node.channels.call(.markRead(seq: seq), channel: channel, user: user)
+                else { return }
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(recorded), "unread": .int(unread)]))
             case .editMessage(let id, let body):
-                let message = try await server.edit(messageID: id, by: membership.user, body: body)
+                guard case .message(let message) = try await node.channels.call(.edit(messageID: id, body: body), channel: channel, user: user)
+                else { return }
                 outbox.send(.reply(to: frame, status: "ok", response: ["message": message.json]))
             case .deleteMessage(let id):
-                let message = try await server.delete(messageID: id, by: membership.user)
+                guard case .message(let message) = try await node.channels.call(.delete(messageID: id), channel: channel, user: user)
+                else { return }
                 outbox.send(.reply(to: frame, status: "ok", response: ["id": .string(message.id), "seq": .int(message.seq)]))
             case .addReaction(let id, let emoji), .removeReaction(let id, let emoji):
                 let present = if case .addReaction = command { true } else { false }
-                let reactions = try await server.react(messageID: id, by: membership.user, emoji: emoji, present: present)
+                guard case .reactions(let reactions) = try await node.channels.call(
+                    .react(messageID: id, emoji: emoji, present: present), channel: channel, user: user) else { return }
                 outbox.send(.reply(to: frame, status: "ok", response: ["reactions": .object(reactions.mapValues { users in
                     ["count": .int(Int64(users.count)), "users": .array(users.map { .string($0) })]
                 })]))

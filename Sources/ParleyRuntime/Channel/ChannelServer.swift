@@ -96,6 +96,21 @@ public actor ChannelServer {
 
     public var currentSeq: Int64 { lastSeq }
 
+    /// False once a handoff began: every new request is refused with `notOwner` (the router
+    /// sends it to the next owner).
+    public private(set) var isAccepting = true
+
+    /// Stops accepting requests and returns once the appends in flight have finished.
+    public func stopAccepting() async {
+        isAccepting = false
+        await takeTurn()
+        passTurn()
+    }
+
+    private func checkAccepting() throws {
+        guard isAccepting else { throw ChannelError.notOwner }
+    }
+
     public func isMember(_ user: String) -> Bool { members.contains(user) }
     public func addMember(_ user: String) { members.insert(user) }
     public func removeMember(_ user: String) { members.remove(user) }
@@ -104,6 +119,7 @@ public actor ChannelServer {
     /// A repeated `client_msg_id` of the same sender returns the message first accepted, and
     /// stores nothing.
     public func post(userID: String, body: String, clientMessageID: String?, threadRootID: String? = nil) async throws -> MessageView {
+        try checkAccepting()
         guard members.contains(userID) else { throw ChannelError.notAMember }
         guard sink.hasRoom else { throw ChannelError.unavailable("the node's backlog of messages for the store is full") }
         if let root = threadRootID {
@@ -117,6 +133,7 @@ public actor ChannelServer {
         var check = key.map { key in Task { [lookup] in try await lookup.find(key) } }
         await takeTurn()
         defer { passTurn() }
+        try checkAccepting()
         try await backend { if needsResync { try await adoptLogTail() } }
         if let key, clock.now() - asked >= log.trimGrace * 0.5 {
             asked = clock.now()
@@ -221,6 +238,7 @@ public actor ChannelServer {
 
     /// Adds or removes `user`'s `emoji` on a message; returns emoji → who reacted.
     public func react(messageID: String, by user: String, emoji: String, present: Bool) async throws -> [String: [String]] {
+        try checkAccepting()
         guard members.contains(user) else { throw ChannelError.notAMember }
         guard let message = try await storedMessage(messageID), message.deletedAt == nil else {
             throw ChannelError.notFound("message \(messageID)")
@@ -236,6 +254,7 @@ public actor ChannelServer {
     /// Records that `user` read up to `seq` (at most the current one) and announces it;
     /// returns the recorded `seq` and how many are unread after it.
     public func markRead(_ user: String, seq: Int64) async throws -> (seq: Int64, unread: Int64) {
+        try checkAccepting()
         guard members.contains(user) else { throw ChannelError.notAMember }
         let current = lastSeq
         let recorded = try await backend {
@@ -246,6 +265,7 @@ public actor ChannelServer {
     }
 
     private func authored(_ id: String, by user: String) async throws -> MessageView {
+        try checkAccepting()
         guard members.contains(user) else { throw ChannelError.notAMember }
         guard let message = try await storedMessage(id), message.deletedAt == nil else { throw ChannelError.notFound("message \(id)") }
         guard message.userID == user else { throw ChannelError.forbidden("only the author can change a message") }
@@ -318,7 +338,7 @@ public actor ChannelServer {
 
 /// Runs a backend call: a refused fence means another node owns the channel now; any other
 /// failure of a backend is `unavailable`.
-func backend<R>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R) async throws -> R {
+public func backend<R>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R) async throws -> R {
     do {
         return try await body()
     } catch let error as ChannelError {

@@ -17,9 +17,13 @@ public actor PresenceTracker: Service {
     /// Socket ref → its workspace.
     private var sockets: [String: String] = [:]
 
+    /// The cluster's presence (nil: this node's sockets only).
+    private let store: (any PresenceStore)?
+
     public init(publisher: any EventPublisher, node: String, awayAfter: Duration = .seconds(300),
-                stopAfterEmpty: Duration = .seconds(60), clock: any ParleyClock = SystemClock()) {
+                stopAfterEmpty: Duration = .seconds(60), store: (any PresenceStore)? = nil, clock: any ParleyClock = SystemClock()) {
         self.publisher = publisher
+        self.store = store
         self.node = node
         self.awayAfter = awayAfter
         self.stopAfterEmpty = stopAfterEmpty
@@ -29,7 +33,8 @@ public actor PresenceTracker: Service {
     /// The server of `workspace`, started if there is none.
     public func server(for workspace: String) -> WorkspaceServer {
         if let server = servers[workspace] { return server }
-        let server = WorkspaceServer(workspaceID: workspace, publisher: publisher, node: node, awayAfter: awayAfter, clock: clock)
+        let server = WorkspaceServer(workspaceID: workspace, publisher: publisher, node: node, awayAfter: awayAfter, store: store,
+                                     clock: clock)
         servers[workspace] = server
         return server
     }
@@ -37,13 +42,51 @@ public actor PresenceTracker: Service {
     /// Workspaces with a running server here.
     public var runningWorkspaces: [String] { Array(servers.keys) }
 
+    /// Everyone present in a workspace, on every node.
+    public func snapshot(of workspace: String) async -> PresenceSnapshot {
+        if let server = servers[workspace] { return await server.clusterState() }
+        return (try? await store?.snapshot(workspace: workspace)) ?? PresenceSnapshot()
+    }
+
     /// `presence_state` of a workspace.
     public func state(of workspace: String) async -> JSONValue {
-        await servers[workspace]?.state ?? PresenceSnapshot().stateJSON
+        await snapshot(of: workspace).stateJSON
     }
 
     public func status(of user: String, in workspace: String) async -> PresenceStatus {
-        await servers[workspace]?.status(of: user) ?? .offline
+        await snapshot(of: workspace).status(of: user)
+    }
+
+    /// A node left the cluster (died, or restarted as a new incarnation): its sockets' metas
+    /// are removed from the store and their leaves broadcast. Every node does this; each meta
+    /// is removed, and its leave sent, by one of them. Returns the metas reaped.
+    @discardableResult
+    public func reap(node: NodeIdentity) async -> Int {
+        guard let store, node.description != self.node, let removed = try? await store.reap(node: node.description) else { return 0 }
+        var count = 0
+        defer { reapedCount += count }
+        for (workspace, gone) in removed {
+            count += gone.users.values.reduce(0) { $0 + $1.count }
+            let diff: JSONValue = ["joins": .object([:]), "leaves": gone.stateJSON]
+            publisher.publish(.presenceDiff(diff), topic: "workspace:\(workspace)")
+        }
+        return count
+    }
+
+    /// Metas of dead nodes this node reaped.
+    public private(set) var reapedCount = 0
+
+    /// Sends every workspace's cluster-wide `presence_state` again to this node's sockets
+    /// (after the bus lost diffs), through `deliver`; Phoenix clients replace their state.
+    public func resync(_ deliver: @Sendable (ServerEvent, String) -> Void) async {
+        for (workspace, server) in servers {
+            deliver(.presenceState(await server.clusterState().stateJSON), "workspace:\(workspace)")
+        }
+    }
+
+    /// This node's heartbeat lapsed (others may have reaped its metas): write them again.
+    public func republish() async {
+        for server in servers.values { await server.republish() }
     }
 
     /// Sends `presence_state` to `subscriber`, subscribes it to the workspace's broadcasts

@@ -20,10 +20,14 @@ public actor WorkspaceServer {
     /// the cluster).
     private var refs = 0
 
+    /// The cluster's presence: this server writes its sockets' metas there, and reads everyone's.
+    private let store: (any PresenceStore)?
+
     public init(workspaceID: String, publisher: any EventPublisher, node: String, awayAfter: Duration,
-                clock: any ParleyClock = SystemClock()) {
+                store: (any PresenceStore)? = nil, clock: any ParleyClock = SystemClock()) {
         self.workspaceID = workspaceID
         self.publisher = publisher
+        self.store = store
         self.node = node
         self.awayAfter = awayAfter
         self.clock = clock
@@ -43,12 +47,32 @@ public actor WorkspaceServer {
 
     /// In one step: sends `presence_state` to `subscriber`, subscribes it to the workspace's
     /// broadcasts and connects its socket — so it sees every change after the state exactly once.
-    public func attach(_ subscriber: any FrameSubscriber, to broadcaster: Broadcaster, user: String, ref: String) -> Bool {
-        let frame = ServerEvent.presenceState(state).frame(topic: topic)
-        guard subscriber.deliver(subscriber.codec.encode(frame)) else { return false }
+    ///
+    /// In a cluster the state is the presence store's (every node's sockets); the socket is
+    /// subscribed first, so a diff may reach it before the state — Phoenix's clients hold such
+    /// diffs until the state arrives.
+    public func attach(_ subscriber: any FrameSubscriber, to broadcaster: Broadcaster, user: String, ref: String) async -> Bool {
+        guard let store else {
+            let frame = ServerEvent.presenceState(state).frame(topic: topic)
+            guard subscriber.deliver(subscriber.codec.encode(frame)) else { return false }
+            broadcaster.subscribe(subscriber, to: topic)
+            connect(user: user, ref: ref)
+            return true
+        }
         broadcaster.subscribe(subscriber, to: topic)
         connect(user: user, ref: ref)
-        return true
+        await lastWrite?.value
+        var everyone = (try? await store.snapshot(workspace: workspaceID)) ?? PresenceSnapshot()
+        for (user, metas) in snapshot.users { for meta in metas { everyone.add(user, meta) } }
+        let frame = ServerEvent.presenceState(everyone.stateJSON).frame(topic: topic)
+        return subscriber.deliver(subscriber.codec.encode(frame))
+    }
+
+    /// Everyone present in the workspace, on every node.
+    public func clusterState() async -> PresenceSnapshot {
+        var everyone = (try? await store?.snapshot(workspace: workspaceID)) ?? PresenceSnapshot()
+        for (user, metas) in snapshot.users { for meta in metas { everyone.add(user, meta) } }
+        return everyone
     }
 
     /// A socket (`ref`) of `user` connected.
@@ -108,10 +132,50 @@ public actor WorkspaceServer {
         return "\(node):\(refs)"
     }
 
+    /// Applies `edit` to this node's sockets, broadcasts the diff (to every node) and writes
+    /// the changed metas to the presence store (in order, one write after the other).
     private func change(_ edit: (inout PresenceSnapshot) -> Void) {
         let before = snapshot
         edit(&snapshot)
         let diff = PresenceDiff(from: before, to: snapshot)
-        if !diff.isEmpty { publisher.publish(.presenceDiff(diff.json), topic: topic) }
+        guard !diff.isEmpty else { return }
+        publisher.publish(.presenceDiff(diff.json), topic: topic)
+        guard let store else { return }
+        let workspace = workspaceID
+        let kept = snapshot
+        write {
+            try await Self.put(diff.joins, in: workspace, to: store)
+            for (user, metas) in diff.leaves {
+                for meta in metas where kept.users[user]?.contains(where: { $0.socket == meta.socket }) != true {
+                    try await store.remove(workspace: workspace, user: user, socket: meta.socket, node: meta.node)
+                }
+            }
+        }
+    }
+
+    private var lastWrite: Task<Void, Never>?
+
+    /// Runs `operation` after the store writes before it (a failed write is caught up by the
+    /// socket's next change or `republish`).
+    private func write(_ operation: @escaping @Sendable () async throws -> Void) {
+        let previous = lastWrite
+        lastWrite = Task {
+            await previous?.value
+            try? await operation()
+        }
+    }
+
+    /// Writes every local meta again (after this node's heartbeat lapsed and the others reaped it).
+    public func republish() {
+        guard let store else { return }
+        let workspace = workspaceID
+        let current = snapshot
+        write { try await Self.put(current.users, in: workspace, to: store) }
+    }
+
+    private static func put(_ users: [String: [PresenceMeta]], in workspace: String, to store: any PresenceStore) async throws {
+        for (user, metas) in users {
+            for meta in metas { try await store.put(workspace: workspace, user: user, meta: meta) }
+        }
     }
 }

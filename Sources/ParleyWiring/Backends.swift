@@ -2,15 +2,18 @@ import Logging
 import ParleyCore
 import ParleyPostgres
 import ParleyRedis
+import ParleyRuntime
 
 /// The node's connections to Redis and PostgreSQL.
 public struct Backends: Sendable {
     public let redis: RedisClient
     public let postgres: PostgresClient
+    public let redisConfiguration: RedisConfiguration
 
     public init(redis: RedisClient, postgres: PostgresClient) {
         self.redis = redis
         self.postgres = postgres
+        redisConfiguration = redis.configuration
     }
 
     /// Opens both clients from `configuration`, after checking the URLs parse.
@@ -28,6 +31,14 @@ public struct Backends: Sendable {
         async let redisProblem = Self.problem(timeout) { [redis] in try await redis.ping() }
         async let postgresProblem = Self.problem(timeout) { [postgres] in try await postgres.ping() }
         return await (redisProblem, postgresProblem)
+    }
+
+    /// The same, as the gateway sees it.
+    public var handles: BackendHandles {
+        BackendHandles(check: { timeout in
+            let (redis, postgres) = await self.check(timeout: timeout)
+            return ["redis": redis, "postgres": postgres]
+        }, statementsSent: { [postgres] in postgres.statementsSent }, shutdown: { await self.shutdown() })
     }
 
     public func shutdown() async {

@@ -1,0 +1,168 @@
+import Logging
+import ParleyCore
+import ServiceLifecycle
+import Synchronization
+
+/// This node's heartbeat, the set of live nodes and the hash ring (DESIGN §3).
+///
+/// Every `interval` the node writes its heartbeat (a key with a TTL that Redis keeps) and
+/// reads the live set; every node builds the same ring from the same names. A name belongs to
+/// one live incarnation: `register` refuses to start a second process with a live node's
+/// name. Changes (joins, leaves, restarts) go to the listener, in order.
+public final class ClusterMembership: Service {
+    public typealias Listener = @Sendable (_ changes: [MembershipChange], _ ring: HashRing) async -> Void
+
+    public struct NameTaken: Error, CustomStringConvertible {
+        public let name: String
+        public let holder: String
+        public var description: String {
+            "the node name \(name) is in use by a live node (\(holder)); give this node another PARLEY_NODE_NAME, or wait until that one stops"
+        }
+    }
+
+    public let record: NodeRecord
+    public var identity: NodeIdentity { record.identity }
+    private let store: any MembershipStore
+    public let interval: Duration
+    public let ttl: Duration
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let listener = Mutex<Listener?>(nil)
+
+    private struct State {
+        var live: [String: NodeRecord] = [:]
+        var ring: HashRing
+        /// When a heartbeat was last confirmed (monotonic, this node's).
+        var confirmedAt: ContinuousClock.Instant?
+        var lapses = 0
+        var refreshedAt: ContinuousClock.Instant?
+    }
+
+    public init(record: NodeRecord, store: any MembershipStore, interval: Duration = .seconds(1), ttl: Duration = .seconds(3),
+                logger: Logger = Logger(label: "parley.membership")) {
+        self.record = record
+        self.store = store
+        self.interval = interval
+        self.ttl = ttl
+        self.logger = logger
+        state = Mutex(State(live: [record.identity.name: record], ring: HashRing(members: [record.identity.name])))
+    }
+
+    private let lapseListener = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    public func onChange(_ listener: @escaping Listener) { self.listener.withLock { $0 = listener } }
+    /// Called when this node finds its own heartbeat had expired and registers again.
+    public func onLapse(_ listener: @escaping @Sendable () async -> Void) { lapseListener.withLock { $0 = listener } }
+
+    /// The ring of the live nodes (this node included while its heartbeat holds).
+    public var ring: HashRing { state.withLock { $0.ring } }
+    public var liveNodes: [NodeRecord] { state.withLock { Array($0.live.values) }.sorted { $0.identity < $1.identity } }
+    /// Times this node found its own heartbeat expired (it was paused or cut off longer than the TTL).
+    public var lapses: Int { state.withLock { $0.lapses } }
+
+    /// Whether `holder` (`name/incarnation`) is a live node incarnation.
+    public func isLive(_ holder: String) -> Bool {
+        guard let identity = NodeIdentity(holder) else { return false }
+        return state.withLock { $0.live[identity.name]?.identity == identity }
+    }
+
+    /// The ring's preferred owner of `key` among the live nodes.
+    public func preferredOwner(of key: String) -> String? { ring.owner(of: key) }
+
+    /// Whether the heartbeat was confirmed within the TTL (this node is a member now).
+    public var isMember: Bool {
+        state.withLock { $0.confirmedAt.map { ContinuousClock.now - $0 < ttl } ?? false }
+    }
+
+    /// The first heartbeat: throws `NameTaken` when a live node has this name. A name still
+    /// held by a crashed predecessor (restarted at once, before its heartbeat expired) frees
+    /// itself within the TTL, so the name is tried for one TTL and an interval before giving up;
+    /// a live holder keeps renewing it and keeps it.
+    public func register() async throws {
+        let giveUpAt = ContinuousClock.now + ttl + interval
+        while true {
+            switch try await store.heartbeat(record, ttl: ttl) {
+            case .registered, .renewed:
+                state.withLock { $0.confirmedAt = .now }
+                await refresh()
+                return
+            case .nameTaken(let holder):
+                guard ContinuousClock.now < giveUpAt else { throw NameTaken(name: record.identity.name, holder: holder) }
+                logger.notice("this node's name is held; waiting to see whether its holder is alive",
+                              metadata: ["holder": "\(holder)"])
+                try await Task.sleep(for: interval * 0.5)
+            }
+        }
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+            await beat()
+            await refresh()
+        }
+        try? await store.leave(record.identity)
+    }
+
+    private func beat() async {
+        let sent = ContinuousClock.now
+        do {
+            switch try await withTimeout(interval, { try await self.store.heartbeat(self.record, ttl: self.ttl) }) {
+            case .renewed:
+                state.withLock { $0.confirmedAt = sent }
+            case .registered:
+                // Our heartbeat had expired (a pause, a partition, a Redis restart): the others
+                // saw us leave and may have taken our leases; fencing refuses our stale writes.
+                state.withLock {
+                    $0.confirmedAt = sent
+                    $0.lapses += 1
+                }
+                logger.warning("this node's heartbeat had expired; registered again")
+                await lapseListener.withLock { $0 }?()
+            case .nameTaken(let holder):
+                logger.critical("another live process took this node's name; stop one of them", metadata: ["holder": "\(holder)"])
+            }
+        } catch {
+            logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Reads the live set again unless it was read within `interval` (a router that meets an
+    /// unknown lease holder asks; a burst of such requests reads once).
+    public func refresh(ifOlderThan interval: Duration) async {
+        let due = state.withLock { state -> Bool in
+            if let last = state.refreshedAt, ContinuousClock.now - last < interval { return false }
+            state.refreshedAt = .now
+            return true
+        }
+        if due { await refresh() }
+    }
+
+    /// Reads the live set and tells the listener what changed.
+    public func refresh() async {
+        state.withLock { $0.refreshedAt = .now }
+        guard let records = try? await withTimeout(interval, { try await self.store.live() }) else { return }
+        var fresh = Dictionary(records.map { ($0.identity.name, $0) }, uniquingKeysWith: { $1 })
+        // While our own heartbeat holds we are in the ring even if the read raced it.
+        if isMember { fresh[record.identity.name] = record }
+        let (changes, ring) = state.withLock { state -> ([MembershipChange], HashRing?) in
+            var changes: [MembershipChange] = []
+            for (name, node) in fresh {
+                if let known = state.live[name] {
+                    if known.identity != node.identity { changes.append(.restarted(old: known.identity, new: node.identity)) }
+                } else {
+                    changes.append(.joined(node.identity))
+                }
+            }
+            for (name, node) in state.live where fresh[name] == nil { changes.append(.left(node.identity)) }
+            guard !changes.isEmpty else { return ([], nil) }
+            state.live = fresh
+            state.ring = HashRing(members: fresh.keys)
+            return (changes, state.ring)
+        }
+        guard let ring else { return }
+        logger.info("cluster membership changed", metadata: ["changes": "\(changes)", "live": "\(ring.members)"])
+        await listener.withLock { $0 }?(changes, ring)
+    }
+}

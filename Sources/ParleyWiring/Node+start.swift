@@ -1,0 +1,45 @@
+import Foundation
+import Logging
+import ParleyCore
+import ParleyGateway
+import ParleyPostgres
+import ParleyRedis
+import ParleyRuntime
+
+extension Node {
+    /// Assembles a node on `backends` (the one place adapters meet the runtime): Redis leases,
+    /// log, membership, presence and bus; PostgreSQL store and directory; the buffer, the
+    /// cluster bus service, the channel router and presence. Registers the node's name first:
+    /// throws `ClusterMembership.NameTaken` when a live node has it.
+    public static func start(configuration: NodeConfiguration, backends: Backends, logger: Logger) async throws -> Node {
+        let identity = NodeIdentity.booting(name: configuration.nodeName)
+        let keys = RedisKeyspace(prefix: configuration.redisPrefix)
+        let leases = RedisLeaseStore(client: backends.redis, keys: keys)
+        let log = RedisMessageLog(client: backends.redis, keys: keys)
+        let store = PostgresMessageStore(client: backends.postgres)
+        let directory = PostgresDirectory(client: backends.postgres)
+        var nodeLogger = logger
+        nodeLogger[metadataKey: "node"] = "\(identity)"
+        let record = NodeRecord(identity: identity, address: "\(configuration.httpHost):\(configuration.httpPort)",
+                                startedAt: Int64(Date().timeIntervalSince1970 * 1000))
+        let membership = ClusterMembership(record: record, store: RedisMembershipStore(client: backends.redis, keys: keys),
+                                           interval: configuration.heartbeatInterval, ttl: configuration.heartbeatTTL,
+                                           logger: nodeLogger)
+        try await membership.register()
+        let subscriber = RedisSubscriber(backends.redisConfiguration, logger: nodeLogger)
+        let bus = ClusterBusService(identity: identity, bus: RedisClusterBus(client: backends.redis, subscriber: subscriber, keys: keys),
+                                    broadcaster: Broadcaster(), log: log, store: store, logger: nodeLogger)
+        let buffer = MessageBuffer(store: store, log: log, batchSize: configuration.batchSize, batchDelay: configuration.batchDelay,
+                                   maximumPending: configuration.maximumPending, logger: nodeLogger)
+        var settings = ChannelRouter.Settings(leaseTTL: configuration.leaseTTL, maximumServers: configuration.maximumChannels)
+        settings.requestDeadline = configuration.requestDeadline
+        let channels = ChannelRouter(membership: membership, bus: bus, leases: leases, log: log, store: store, directory: directory,
+                                     sink: buffer, settings: settings, logger: nodeLogger)
+        let presence = PresenceTracker(publisher: bus, node: identity.description, awayAfter: configuration.awayAfter,
+                                       store: RedisPresenceStore(client: backends.redis, keys: keys))
+        return Node(configuration: configuration, identity: identity, backends: backends.handles, directory: directory,
+                    membership: membership, bus: bus, channels: channels, buffer: buffer, presence: presence,
+                    tokens: await TokenIssuer(secret: configuration.tokenSecret, lifetime: configuration.tokenLifetime),
+                    passwords: PasswordHasher(cost: UInt8(clamping: configuration.bcryptCost)), logger: nodeLogger)
+    }
+}
