@@ -82,10 +82,13 @@ public final class ChannelFeeds: Sendable {
     public var count: Int { feeds.withLock { $0.count } }
 
     /// After the bus came back (publishes in between were lost), every feed reads what it
-    /// missed; also run now and then, so a lost last message does not wait for the next one.
-    public func catchUpAll() async {
+    /// missed (`thorough`: the log and the store); also run now and then with the log alone
+    /// (one Redis read per feed, none of PostgreSQL), so a lost last message does not wait for
+    /// the next one.
+    public func catchUpAll(thorough: Bool = true) async {
         for feed in feeds.withLock({ Array($0.values) }) {
-            if let last = try? await feed.history.lastSeq() { feed.repair(through: last) }
+            let last = thorough ? try? await feed.history.lastSeq() : try? await log.lastSeq(channel: feed.history.channel)
+            if let last { feed.repair(through: last) }
         }
     }
 

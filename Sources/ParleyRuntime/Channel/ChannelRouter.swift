@@ -413,7 +413,7 @@ public final class ChannelRouter: Service {
             if untilFeedCheck <= .zero {
                 // A lost publish of a channel's last message shows up here at the latest.
                 untilFeedCheck = .seconds(5)
-                await bus.feeds.catchUpAll()
+                await bus.feeds.catchUpAll(thorough: false)
             }
             let servers = await registry.runningValues
             await withTaskGroup(of: Void.self) { group in

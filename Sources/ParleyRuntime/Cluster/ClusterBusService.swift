@@ -36,12 +36,13 @@ public final class ClusterBusService: EventPublisher, Service {
     public let broadcaster: Broadcaster
     public let feeds: ChannelFeeds
     private let logger: Logger
-    private let outgoing = OutgoingQueue()
+    private let outgoing = WorkQueue<(BusAddress, [UInt8])>()
+    /// Topics whose local subscriber count crossed zero, for the subscription loop.
+    private let activity = WorkQueue<String>()
     private let pending = Mutex<[String: CheckedContinuation<JSONValue, any Error>]>([:])
     private let handlers = Mutex<(request: RequestHandler?, control: ControlHandler?)>((nil, nil))
     private let counters = Mutex(Stats())
     private let probe = Mutex<(passed: Bool, token: String?)>((false, nil))
-    private let subscriptions = Mutex<Void>(())
 
     public init(identity: NodeIdentity, bus: any ClusterBus, broadcaster: Broadcaster, log: any MessageLog,
                 store: any MessageStore, logger: Logger = Logger(label: "parley.bus")) {
@@ -138,14 +139,24 @@ public final class ClusterBusService: EventPublisher, Service {
 
     // MARK: Subscriptions
 
-    /// Subscribes to or leaves `topic` on the bus to match whether it has local subscribers now.
+    /// `topic` gained its first or lost its last local subscriber: the subscription loop
+    /// brings the bus in line. This may run while a channel feed's lock is held (a subscriber
+    /// attaching), so it only queues; one loop applies the changes in order, the last one wins.
     private func topicActivityChanged(_ topic: String) {
-        subscriptions.withLock { _ in
-            if broadcaster.subscriberCount(topic) > 0 {
-                Task { [bus] in try? await bus.subscribe(topic: topic) }
-            } else if topic != Self.clusterTopic {
-                bus.unsubscribe(topic: topic)
-                feeds.topicIdle(topic)
+        activity.push(topic)
+    }
+
+    /// Subscribes to or leaves each changed topic on the bus to match whether it has local
+    /// subscribers now.
+    private func subscriptionLoop() async {
+        while let topics = await activity.next(upTo: 256) {
+            for topic in Set(topics) {
+                if broadcaster.subscriberCount(topic) > 0 {
+                    try? await bus.subscribe(topic: topic)
+                } else if topic != Self.clusterTopic {
+                    bus.unsubscribe(topic: topic)
+                    feeds.topicIdle(topic)
+                }
             }
         }
     }
@@ -157,11 +168,13 @@ public final class ClusterBusService: EventPublisher, Service {
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.sendLoop() }
+            group.addTask { await self.subscriptionLoop() }
             group.addTask { await self.bus.run { delivery in await self.receive(delivery) } }
             group.addTask { await self.probeUntilPassed() }
             group.addTask {
                 try? await gracefulShutdown()
                 self.outgoing.finish()
+                self.activity.finish()
                 // Give the last publications a moment to leave, then stop receiving.
                 try? await Task.sleep(for: .milliseconds(200))
                 self.bus.shutdown()
@@ -245,16 +258,16 @@ public final class ClusterBusService: EventPublisher, Service {
     }
 }
 
-/// Publications waiting for the sender, in order; the sender takes all that wait at once.
-private final class OutgoingQueue: Sendable {
+/// Work waiting for one consumer, in order; the consumer takes all that wait at once.
+private final class WorkQueue<Element: Sendable>: Sendable {
     private struct State {
-        var items: Deque<(BusAddress, [UInt8])> = []
+        var items: Deque<Element> = []
         var waiter: CheckedContinuation<Void, Never>?
         var finished = false
     }
     private let state = Mutex(State())
 
-    func push(_ item: (BusAddress, [UInt8])) {
+    func push(_ item: Element) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard !state.finished else { return nil }
             state.items.append(item)
@@ -274,9 +287,9 @@ private final class OutgoingQueue: Sendable {
     }
 
     /// Up to `limit` items, waiting for the first; nil once finished and empty.
-    func next(upTo limit: Int) async -> [(BusAddress, [UInt8])]? {
+    func next(upTo limit: Int) async -> [Element]? {
         while true {
-            let taken = state.withLock { state -> [(BusAddress, [UInt8])]? in
+            let taken = state.withLock { state -> [Element]? in
                 let count = min(limit, state.items.count)
                 guard count > 0 else { return state.finished ? [] : nil }
                 defer { state.items.removeFirst(count) }
