@@ -176,10 +176,8 @@ struct APIRoutes: Sendable {
                                                                                      limits: node.limits) else {
             throw ChannelError.notFound("message")
         }
-        guard case .message(let message) = try await node.channels.call(.post(body: text, clientMessageID: clientID, threadRootID: root),
-                                                                         channel: channel, user: user) else {
-            throw ChannelError.unavailable("no message in the owner's answer")
-        }
+        let message = try await node.channels.call(.post(body: text, clientMessageID: clientID, threadRootID: root),
+                                                   channel: channel, user: user).message()
         return JSONResponse(["message": message.json], status: .created)
     }
 

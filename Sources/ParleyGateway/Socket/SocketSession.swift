@@ -275,29 +275,26 @@ actor SocketSession {
                 let page = try await node.bus.feeds.history(channel, before: before, after: after, limit: limit)
                 outbox.send(.reply(to: frame, status: "ok", response: ["messages": .array(page.map(\.json))]))
             case .newMessage(let body, let clientID, let root):
-                guard case .message(let message) = try await node.channels.call(
-                    .post(body: body, clientMessageID: clientID, threadRootID: root), channel: channel, user: user) else { return }
+                let message = try await node.channels.call(.post(body: body, clientMessageID: clientID, threadRootID: root),
+                                                           channel: channel, user: user).message()
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(message.seq), "id": .string(message.id)]))
                 node.metrics.messagesAccepted.increment()
             case .typingStart, .typingStop:
                 _ = try await node.channels.call(.typing(command == .typingStart), channel: channel, user: user)
                 outbox.send(.reply(to: frame, status: "ok", response: [:]))
             case .markRead(let seq):
-                guard case .read(let recorded, let unread) = try await node.channels.call(.markRead(seq: seq), channel: channel, user: user)
-                else { return }
+                let (recorded, unread) = try await node.channels.call(.markRead(seq: seq), channel: channel, user: user).readState()
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(recorded), "unread": .int(unread)]))
             case .editMessage(let id, let body):
-                guard case .message(let message) = try await node.channels.call(.edit(messageID: id, body: body), channel: channel, user: user)
-                else { return }
+                let message = try await node.channels.call(.edit(messageID: id, body: body), channel: channel, user: user).message()
                 outbox.send(.reply(to: frame, status: "ok", response: ["message": message.json]))
             case .deleteMessage(let id):
-                guard case .message(let message) = try await node.channels.call(.delete(messageID: id), channel: channel, user: user)
-                else { return }
+                let message = try await node.channels.call(.delete(messageID: id), channel: channel, user: user).message()
                 outbox.send(.reply(to: frame, status: "ok", response: ["id": .string(message.id), "seq": .int(message.seq)]))
             case .addReaction(let id, let emoji), .removeReaction(let id, let emoji):
                 let present = if case .addReaction = command { true } else { false }
-                guard case .reactions(let reactions) = try await node.channels.call(
-                    .react(messageID: id, emoji: emoji, present: present), channel: channel, user: user) else { return }
+                let reactions = try await node.channels.call(.react(messageID: id, emoji: emoji, present: present),
+                                                             channel: channel, user: user).reactions()
                 outbox.send(.reply(to: frame, status: "ok", response: ["reactions": .object(reactions.mapValues { users in
                     ["count": .int(Int64(users.count)), "users": .array(users.map { .string($0) })]
                 })]))

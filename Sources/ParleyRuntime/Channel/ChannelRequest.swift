@@ -101,6 +101,25 @@ public enum ChannelReply: Sendable, Hashable {
     }
 }
 
+extension ChannelReply {
+    /// The answer's message; an answer of another shape (a peer of another version) is
+    /// `unavailable`, never silence.
+    public func message() throws -> MessageView {
+        guard case .message(let message) = self else { throw ChannelError.unavailable("the owner's answer held no message") }
+        return message
+    }
+
+    public func reactions() throws -> [String: [String]] {
+        guard case .reactions(let reactions) = self else { throw ChannelError.unavailable("the owner's answer held no reactions") }
+        return reactions
+    }
+
+    public func readState() throws -> (seq: Int64, unread: Int64) {
+        guard case .read(let seq, let unread) = self else { throw ChannelError.unavailable("the owner's answer held no read state") }
+        return (seq, unread)
+    }
+}
+
 extension ChannelError {
     /// The error as a bus reply carries it.
     var json: JSONValue {
