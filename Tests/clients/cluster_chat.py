@@ -193,14 +193,15 @@ def busiest(cluster, channels):
     return next(node for node in cluster.nodes if node.name == name), [c for c, n in held.items() if n == name]
 
 
-def first_ack_after(senders, channels, moment, exclude_port=None):
-    """Per channel: seconds from `moment` until the first message sent after it was acknowledged."""
+def first_ack_after(senders, channels, moment):
+    """Per channel: seconds from `moment` until a message first sent after it was acknowledged
+    (one in flight at `moment` may have been answered by the old owner just before it died)."""
     times = {}
     for sender in senders:
         if sender.channel not in channels:
             continue
         for sent_at, latency in sender.latencies:
-            if sent_at >= moment or sent_at + latency >= moment:
+            if sent_at >= moment:
                 done = sent_at + latency - moment
                 times[sender.channel] = min(times.get(sender.channel, done), done)
     return times
