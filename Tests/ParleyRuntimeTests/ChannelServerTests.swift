@@ -91,6 +91,12 @@ struct Channel {
         try await server.post(userID: user, body: "m\(n)", clientMessageID: clientID ?? "c\(n)")
     }
 
+    /// The node's bus service (on a bus of its own): its feeds are where sockets attach.
+    func edge() -> ClusterBusService {
+        ClusterBusService(identity: NodeIdentity(name: "n", incarnation: "1"), bus: MemoryClusterBus(hub: MemoryBusHub()),
+                          broadcaster: Broadcaster(), log: log, store: store)
+    }
+
     func storedSeqs() async throws -> [Int64] { try await store.messages(channel: id, seqs: 1...Int64.max, limit: 10_000).map(\.seq) }
     func loggedSeqs() async throws -> [Int64] { try await log.entries(channel: id, after: 0, limit: 10_000).map(\.seq) }
 }
@@ -222,18 +228,20 @@ struct ChannelServerTests {
         for n in 1...10 { _ = try await channel.post(server, n) }
         try await channel.log.trim(through: [channel.id: 4])  // lost: in neither place
         await #expect(throws: ChannelError.gap(1...4)) { _ = try await server.messages(after: 0, limit: 100) }
+        let bus = channel.edge()
         await #expect(throws: ChannelError.gap(1...4)) {
-            try await server.attach(SeqSocket(), to: Broadcaster(), after: 0)
+            try await bus.feeds.open(channel.id).attach(SeqSocket(), after: 0)
         }
         #expect(try await server.messages(after: 4, limit: 100).map(\.seq) == Array(5...10))
     }
 
     /// Issue 14.5: a catch-up that runs while messages are being appended delivers each seq
-    /// exactly once, in order (reads stop at the published seq).
+    /// exactly once, in order (reads stop at the published seq) — through the node's channel
+    /// feed, the one path sockets attach by.
     @Test func catchUpDuringAppendsDeliversEverySeqOnce() async throws {
         let channel = Channel(appendDelay: .milliseconds(1))
-        let broadcaster = Broadcaster()
-        let server = try await channel.load(recentLimit: 3, publisher: broadcaster)
+        let bus = channel.edge()
+        let server = try await channel.load(recentLimit: 3, publisher: bus)
         for n in 1...20 { _ = try await channel.post(server, n) }
         let posting = Task {
             for n in 21...220 { _ = try await server.post(userID: "bob", body: "live \(n)", clientMessageID: nil) }
@@ -242,7 +250,7 @@ struct ChannelServerTests {
         for _ in 0..<60 {
             let socket = SeqSocket()
             let after = max(0, await server.currentSeq - 10)
-            try await server.attach(socket, to: broadcaster, after: after)
+            try await bus.feeds.open(channel.id).attach(socket, after: after)
             sockets.append((socket, after))
             try await Task.sleep(for: .milliseconds(2))
         }
