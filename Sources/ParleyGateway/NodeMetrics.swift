@@ -76,7 +76,7 @@ public final class NodeMetrics: Sendable {
         liveNodes = registry.makeGauge(descriptor: Self.name("cluster_live_nodes", unit: "", help: "Live nodes in the ring, as this node sees them"))
         ownedChannels = registry.makeGauge(descriptor: Self.name("owned_channels", unit: "", help: "Channels whose lease this node holds"))
         handoffs = registry.makeCounter(descriptor: Self.name("handoffs_total", unit: "", help: "Channels handed off to another node (planned moves)"))
-        takeovers = registry.makeCounter(descriptor: Self.name("takeovers_total", unit: "", help: "Channels this node took over from an earlier owner"))
+        takeovers = registry.makeCounter(descriptor: Self.name("takeovers_total", unit: "", help: "Channels this node started under a lease an earlier owner (another node, or an earlier start here) had held: takeovers and handoffs received"))
         leasesLost = registry.makeCounter(descriptor: Self.name("leases_lost_total", unit: "", help: "Leases this node could not prove and stopped under"))
         forwarded = registry.makeCounter(descriptor: Self.name("forwarded_requests_total", unit: "", help: "Writes forwarded to another node's channel owner"))
         forwardedMilliseconds = registry.makeCounter(descriptor: Self.name("forwarded_requests_milliseconds_total", unit: "", help: "Time spent in forwarded writes (with the count above, the mean latency)"))

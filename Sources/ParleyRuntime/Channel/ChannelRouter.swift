@@ -106,8 +106,8 @@ public final class ChannelRouter: Service {
         })
         ownership.setActors(.init(
             stop: { [registry] key in
-                guard let server = try? await registry.terminated(key.id, abnormal: false) else { return }
-                await sink.forget(channel: server.channelID)
+                _ = try? await registry.terminated(key.id, abnormal: false)
+                await sink.forget(channel: key.id)
             },
             quiesce: { [registry] key in
                 guard let server = await registry.lookup(key.id) else { return true }

@@ -134,17 +134,25 @@ public final class OwnershipManager: Sendable {
     /// accepting, finish in-flight appends, release, tell the new owner).
     public func ringChanged(stillPreferred: @Sendable (EntityKey) -> Bool) async {
         let now = clock.now()
-        let moving = machines.withLock { machines -> [EntityKey] in
-            var moving: [EntityKey] = []
+        let (moving, lost) = machines.withLock { machines -> ([EntityKey], [EntityKey]) in
+            var moving: [EntityKey] = [], lost: [EntityKey] = []
             for (key, machine) in machines where !stillPreferred(key) {
                 var machine = machine
                 let directives = machine.ringChanged(preferred: false, at: now)
-                machines[key] = machine
-                if directives.contains(.stopAccepting) { moving.append(key) }
+                if directives.contains(.stopActor) {
+                    // The lease could not be proven any more: stop without a handoff.
+                    machines[key] = nil
+                    lost.append(key)
+                } else {
+                    machines[key] = machine
+                    if directives.contains(.stopAccepting) { moving.append(key) }
+                }
             }
-            return moving
+            return (moving, lost)
         }
         guard let actors = actors.withLock({ $0 }) else { return }
+        counters.withLock { $0.lost += lost.count }
+        for key in lost { await actors.stop(key) }
         await withTaskGroup(of: Void.self) { group in
             for key in moving {
                 group.addTask { await self.handOff(key, actors: actors) }
