@@ -34,6 +34,8 @@ public final class NodeMetrics: Sendable {
     private let liveNodes: Gauge
     private let ownedChannels: Gauge
     private let handoffs: Counter
+    private let handoffMilliseconds: Counter
+    private let longestHandoff: Gauge
     private let takeovers: Counter
     private let leasesLost: Counter
     private let forwarded: Counter
@@ -76,6 +78,8 @@ public final class NodeMetrics: Sendable {
         liveNodes = registry.makeGauge(descriptor: Self.name("cluster_live_nodes", unit: "", help: "Live nodes in the ring, as this node sees them"))
         ownedChannels = registry.makeGauge(descriptor: Self.name("owned_channels", unit: "", help: "Channels whose lease this node holds"))
         handoffs = registry.makeCounter(descriptor: Self.name("handoffs_total", unit: "", help: "Channels handed off to another node (planned moves)"))
+        handoffMilliseconds = registry.makeCounter(descriptor: Self.name("handoffs_milliseconds_total", unit: "", help: "Time handed-off channels did not accept writes on this node (stop accepting → lease released); with handoffs_total, the mean"))
+        longestHandoff = registry.makeGauge(descriptor: Self.name("handoff_longest", unit: "milliseconds", help: "The longest such handoff so far"))
         takeovers = registry.makeCounter(descriptor: Self.name("takeovers_total", unit: "", help: "Channels this node started under a lease an earlier owner (another node, or an earlier start here) had held: takeovers and handoffs received"))
         leasesLost = registry.makeCounter(descriptor: Self.name("leases_lost_total", unit: "", help: "Leases this node could not prove and stopped under"))
         forwarded = registry.makeCounter(descriptor: Self.name("forwarded_requests_total", unit: "", help: "Writes forwarded to another node's channel owner"))
@@ -106,6 +110,8 @@ public final class NodeMetrics: Sendable {
         liveNodes.set(to: Double(node.membership.ring.members.count))
         ownedChannels.set(to: Double(channels.ownership.owned.count))
         advance(handoffs, "handoffs", to: ownership.handoffs)
+        advance(handoffMilliseconds, "handoff_ms", to: Int(ownership.handoffMilliseconds))
+        longestHandoff.set(to: Double(ownership.longestHandoffMilliseconds))
         advance(takeovers, "takeovers", to: routing.takeovers)
         advance(leasesLost, "leases_lost", to: ownership.lost)
         advance(forwarded, "forwarded", to: routing.forwarded)

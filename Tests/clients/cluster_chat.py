@@ -248,6 +248,11 @@ async def join_scenario(cluster):
     await asyncio.to_thread(newcomer.start)
     await asyncio.gather(*running)
     result = await finish(senders)
+    handed = [node.metrics() for node in cluster.nodes]
+    count = sum(m.get("parley_handoffs_total", 0) for m in handed)
+    measured["handoffs"] = count
+    measured["handoff_ms_mean"] = sum(m.get("parley_handoffs_milliseconds_total", 0) for m in handed) / count if count else None
+    measured["handoff_ms_longest"] = max(m.get("parley_handoff_longest_milliseconds", 0) for m in handed)
     after = owners(channels)
     moved = [c for c in channels if after[c] != before[c]]
     taken = [c for c in channels if after[c] == newcomer.name]

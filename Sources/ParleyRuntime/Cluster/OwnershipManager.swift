@@ -33,6 +33,9 @@ public final class OwnershipManager: Sendable {
         public var refused = 0
         public var lost = 0
         public var handoffs = 0
+        /// Total time handoffs kept their entity from accepting (stop accepting → released).
+        public var handoffMilliseconds: Int64 = 0
+        public var longestHandoffMilliseconds: Int64 = 0
         public var renewalRounds = 0
         public var renewalsFailed = 0
     }
@@ -161,6 +164,7 @@ public final class OwnershipManager: Sendable {
     }
 
     private func handOff(_ key: EntityKey, actors: Actors) async {
+        let started = ContinuousClock.now
         let quiet = await actors.quiesce(key)
         let directives = machines.withLock { machines -> [OwnershipStateMachine.Directive] in
             guard var machine = machines[key] else { return [] }
@@ -171,7 +175,12 @@ public final class OwnershipManager: Sendable {
         }
         if directives.contains(where: { if case .release = $0 { true } else { false } }) {
             try? await leases.release(key, holder: holder)
-            counters.withLock { $0.handoffs += 1 }
+            let blocked = (ContinuousClock.now - started).milliseconds
+            counters.withLock {
+                $0.handoffs += 1
+                $0.handoffMilliseconds += blocked
+                $0.longestHandoffMilliseconds = max($0.longestHandoffMilliseconds, blocked)
+            }
             await actors.handedOff(key)
         } else if directives.contains(.stopActor) {
             counters.withLock { $0.lost += 1 }
