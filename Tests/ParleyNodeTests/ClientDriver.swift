@@ -10,7 +10,7 @@ enum ClientDriver {
     /// The node's settings: its own port, Redis prefix and PostgreSQL schema.
     static func environment(node: String, schema: String, redisURL: String = TestServices.redisURL) -> [String: String] {
         [
-            "PARLEY_HTTP_PORT": "\(Int.random(in: 30_000..<40_000))", "PARLEY_NODE_NAME": node,
+            "PARLEY_HTTP_PORT": "\(TestServices.freePort())", "PARLEY_NODE_NAME": node,
             "PARLEY_REDIS_URL": redisURL, "PARLEY_REDIS_PREFIX": TestServices.uniquePrefix(node),
             "PARLEY_DATABASE_URL": TestServices.databaseURL + "?options=-csearch_path%3D\(schema)",
             "PARLEY_TOKEN_SECRET": "driver-test-secret-driver-test-secret-01", "PARLEY_BCRYPT_COST": "4",
@@ -20,7 +20,7 @@ enum ClientDriver {
     /// A port and an empty folder for a redis-server the driver runs itself (`--redis-port`,
     /// `--redis-dir`); the folder is removed after `body`.
     static func withPrivateRedis<R>(_ name: String, _ body: (_ url: String, _ arguments: [String]) async throws -> R) async throws -> R {
-        let port = Int.random(in: 20_000..<30_000)
+        let port = TestServices.freePort()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(name)-redis-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }

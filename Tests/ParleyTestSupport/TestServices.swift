@@ -56,6 +56,25 @@ public enum TestServices {
         }
     }
 
+    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a random pick
+    /// in the ephemeral range can collide with any client socket of the machine).
+    public static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let port = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Int in
+                guard bind(fd, raw, length) == 0, getsockname(fd, raw, &length) == 0 else { return 0 }
+                return Int(UInt16(bigEndian: pointer.pointee.sin_port))
+            }
+        }
+        return port != 0 ? port : Int.random(in: 20_000..<30_000)
+    }
+
     /// Starts `executable` in the background (its output discarded, inheriting none of our
     /// descriptors); returns its pid, for the caller to kill and reap.
     public static func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
@@ -146,7 +165,7 @@ public final class PrivateRedis: @unchecked Sendable {
     private var pid: pid_t?
 
     public init(password: String? = nil) async throws {
-        self.port = Int.random(in: 20_000..<40_000)
+        self.port = TestServices.freePort()
         self.password = password
         try await start()
     }
@@ -188,7 +207,7 @@ public final class PrivatePostgres: Sendable {
     private static let services = TestServices.repositoryRoot.appendingPathComponent("cluster/services").path
 
     public init() async throws {
-        port = Int.random(in: 40_000..<50_000)
+        port = TestServices.freePort()
         folder = TestServices.repositoryRoot.appendingPathComponent("var/test-postgres-\(port)").path
         environment = ["PARLEY_SERVICES_DIR": folder, "PARLEY_SERVICES_PG_PORT": "\(port)"]
         try await start()

@@ -432,8 +432,13 @@ async def names_scenario(cluster):
     measured["refused_after_seconds"] = round(time.monotonic() - started, 3)
     if code == 0:
         problem("the second process exited 0")
-    with open(args.log, "rb") as log:
-        lines = [line for line in log.read().decode(errors="replace").splitlines() if "in use by a live node" in line]
+    lines = []
+    for _ in range(30):
+        with open(args.log, "rb") as log:
+            lines = [line for line in log.read().decode(errors="replace").splitlines() if "in use by a live node" in line]
+        if lines:
+            break
+        time.sleep(0.1)
     if not lines:
         problem("no one-line error naming the live node")
     else:

@@ -84,17 +84,19 @@ public final class OwnershipManager: Sendable {
     /// holds it.
     public func acquire(_ key: EntityKey) async throws -> Int64 {
         let sentAt = clock.now()
-        let directives = machines.withLock { machines -> [OwnershipStateMachine.Directive] in
-            var machine = machines[key] ?? OwnershipStateMachine(timing: timing)
-            if case .acquiring = machine.state { machine = OwnershipStateMachine(timing: timing) }
+        let (directives, held) = machines.withLock { machines -> ([OwnershipStateMachine.Directive], Int64?) in
+            if let current = machines[key], current.canWrite(at: sentAt), let fence = current.fence {
+                return ([], fence)
+            }
+            // No machine, one still acquiring, or one whose lease can no longer be proven (its
+            // fence must not be handed out again): start afresh.
+            var machine = OwnershipStateMachine(timing: timing)
             let directives = machine.want(at: sentAt)
             machines[key] = machine
-            return directives
+            return (directives, nil)
         }
-        guard directives.contains(.acquire) else {
-            if let fence = machines.withLock({ $0[key]?.fence }) { return fence }
-            throw ChannelError.notOwner
-        }
+        if let held { return held }
+        guard directives.contains(.acquire) else { throw ChannelError.notOwner }
         let fence: Int64?
         do {
             fence = try await leases.acquire(key, holder: holder, ttl: timing.leaseTTL)
