@@ -55,7 +55,7 @@ public final class ClusterBusService: EventPublisher, Service {
         broadcaster.onTopicActivity { [weak self] topic, _ in self?.topicActivityChanged(topic) }
     }
 
-    /// Sets who answers requests and controls (the channel router; the presence service).
+    /// Sets who answers requests (the channel router) and controls (the node's wiring).
     public func handle(requests: @escaping RequestHandler) { handlers.withLock { $0.request = requests } }
     public func handle(controls: @escaping ControlHandler) { handlers.withLock { $0.control = controls } }
 
