@@ -76,7 +76,7 @@ struct ChannelRouterTests {
 
     /// Issue 14.8: a typing indicator nobody renews ends by itself (the router's tick).
     @Test func typingEndsWhenNotRenewed() async throws {
-        var settings = ChannelRouter.Settings(leaseTTL: .milliseconds(600), tick: .milliseconds(20))
+        var settings = ChannelRouter.Settings(leaseTTL: .seconds(2), tick: .milliseconds(20))
         settings.typingTimeout = .milliseconds(100)
         let node = try await MemoryCluster(settings: settings).node("n1")
         defer { Task { await node.stop() } }

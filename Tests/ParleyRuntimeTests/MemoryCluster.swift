@@ -14,7 +14,7 @@ final class MemoryCluster: Sendable {
     let presence = MemoryPresenceStore()
     let settings: ChannelRouter.Settings
 
-    init(settings: ChannelRouter.Settings = .init(leaseTTL: .milliseconds(600), tick: .milliseconds(50))) {
+    init(settings: ChannelRouter.Settings = .init(leaseTTL: .seconds(2), tick: .milliseconds(50))) {
         log = MemoryMessageLog(leases: leases)
         self.settings = settings
     }
@@ -81,9 +81,9 @@ final class MemoryNode: Sendable {
     }
 }
 
-/// True once `condition` holds, polling for up to 2 s.
+/// True once `condition` holds, polling for up to 5 s.
 func eventually(_ condition: () async -> Bool) async -> Bool {
-    for _ in 0..<100 {
+    for _ in 0..<250 {
         if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))
     }
