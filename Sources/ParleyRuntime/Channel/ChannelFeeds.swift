@@ -231,23 +231,29 @@ public final class ChannelFeed: Sendable {
             let (upper, covered) = state.withLock { state in
                 (state.lastSeq, state.recent.first.map { $0.seq <= delivered + 1 } ?? false)
             }
-            if delivered >= upper || covered { break }
-            let page = try await history.messages(after: delivered, upper: upper, limit: 500)
-            for message in page {
-                guard await subscriber.deliverWhenReady(frame(message, for: subscriber)) else {
-                    throw ChannelError.unavailable("the client went away")
+            if delivered < upper && !covered {
+                let page = try await history.messages(after: delivered, upper: upper, limit: 500)
+                for message in page {
+                    guard await subscriber.deliverWhenReady(frame(message, for: subscriber)) else {
+                        throw ChannelError.unavailable("the client went away")
+                    }
                 }
+                delivered = page.last!.seq
+                continue
             }
-            delivered = page.last!.seq
-        }
-        try state.withLock { state in
-            guard !state.closed else { throw ChannelError.unavailable("the channel's feed closed; join again") }
-            for message in state.recent where message.seq > delivered {
-                guard subscriber.deliver(frame(message, for: subscriber)) else {
-                    throw ChannelError.unavailable("the client is too slow to catch up")
+            let subscribed = try state.withLock { state -> Bool in
+                guard !state.closed else { throw ChannelError.unavailable("the channel's feed closed; join again") }
+                // More arrived meanwhile than the cache still holds: read on before subscribing.
+                if state.lastSeq > delivered, !(state.recent.first.map { $0.seq <= delivered + 1 } ?? false) { return false }
+                for message in state.recent where message.seq > delivered {
+                    guard subscriber.deliver(frame(message, for: subscriber)) else {
+                        throw ChannelError.unavailable("the client is too slow to catch up")
+                    }
                 }
+                broadcaster.subscribe(subscriber, to: topic)
+                return true
             }
-            broadcaster.subscribe(subscriber, to: topic)
+            if subscribed { return }
         }
     }
 
