@@ -39,14 +39,6 @@ public final class RedisClusterBus: ClusterBus {
         try await subscriber.subscribe([keys.inbox(node: node)])
     }
 
-    public func publish(topic: String, _ payload: [UInt8]) async throws {
-        try await client.execute("PUBLISH", keys.topic(topic), payload)
-    }
-
-    public func send(toNode name: String, _ payload: [UInt8]) async throws {
-        try await client.execute("PUBLISH", keys.inbox(node: name), payload)
-    }
-
     public func send(_ batch: [(BusAddress, [UInt8])]) async throws {
         let commands = batch.map { address, payload in
             switch address {

@@ -246,7 +246,7 @@ struct PortConformanceTests {
         #expect(received.texts("a").isEmpty, "not subscribed, not addressed")
         c.unsubscribe(topic: "channel:1")
         try await Task.sleep(for: .milliseconds(100))
-        try await a.publish(topic: "channel:1", Array("later".utf8))
+        try await a.send([(.topic("channel:1"), Array("later".utf8))])
         #expect(await TestServices.eventually { received.texts("b").count == 21 })
         #expect(received.texts("c").count == 21, "unsubscribed: nothing more")
         for bus in [a, b, c] { bus.shutdown() }

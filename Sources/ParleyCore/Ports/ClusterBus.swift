@@ -21,11 +21,8 @@ public protocol ClusterBus: Sendable {
     func run(_ deliver: @Sendable (BusDelivery) async -> Void) async
     /// Starts listening to this node's inbox; returns once the bus confirmed it.
     func listen(inbox node: String) async throws
-    /// Publishes `payload` to every node subscribed to `topic`.
-    func publish(topic: String, _ payload: [UInt8]) async throws
-    /// Sends `payload` to the inbox of node `name`.
-    func send(toNode name: String, _ payload: [UInt8]) async throws
-    /// Sends each message to its address, in order, in one round trip.
+    /// Sends each message to its address (every node subscribed to a topic, or one node's
+    /// inbox), in order, in one round trip.
     func send(_ batch: [(BusAddress, [UInt8])]) async throws
     /// Subscribes to `topic`; returns once the bus confirmed it (at once if it already had).
     func subscribe(topic: String) async throws

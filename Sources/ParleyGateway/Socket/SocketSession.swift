@@ -140,9 +140,7 @@ actor SocketSession {
         // the log and the store through the channel's feed, whichever node owns the channel.
         let feed: ChannelFeed
         do {
-            guard try await backend({ try await node.directory.isChannelMember(channel, user: user) }) else {
-                throw ChannelError.notAMember
-            }
+            try await requireMember(channel, user)
             feed = try await node.bus.feeds.open(channel)
             let lastRead = try await backend { try await node.directory.lastRead(channel, user: user) }
             let current = feed.lastSeq
@@ -209,9 +207,7 @@ actor SocketSession {
         }
         do {
             let channel = try PayloadReader(frame.json).id("channel_id")
-            guard try await backend({ try await node.directory.isChannelMember(channel, user: user) }) else {
-                throw ChannelError.notAMember
-            }
+            try await requireMember(channel, user)
             guard try await node.bus.feeds.history(of: channel).contains(messageID: root) else {
                 throw ChannelError.notFound("message \(root)")
             }
@@ -301,6 +297,13 @@ actor SocketSession {
             }
         } catch {
             reply(to: frame, error: error)
+        }
+    }
+
+    /// Membership as the directory says (read at the edge: any node may answer).
+    private func requireMember(_ channel: String, _ user: String) async throws {
+        guard try await backend({ try await node.directory.isChannelMember(channel, user: user) }) else {
+            throw ChannelError.notAMember
         }
     }
 

@@ -78,9 +78,6 @@ public final class ChannelFeeds: Sendable {
         }
     }
 
-    /// Open feeds (channels with local subscribers).
-    public var count: Int { feeds.withLock { $0.count } }
-
     /// After the bus came back (publishes in between were lost), every feed reads what it
     /// missed (`thorough`: the log and the store); also run now and then with the log alone
     /// (one Redis read per feed, none of PostgreSQL), so a lost last message does not wait for

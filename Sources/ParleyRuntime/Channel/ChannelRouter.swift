@@ -174,16 +174,15 @@ public final class ChannelRouter: Service {
             }
             return .remote(node.name)
         }
-        let candidates = membership.ring.preferredOwners(of: key.description, count: 3)
-        guard let preferred = candidates.first(where: { !isSuspect($0) }) ?? candidates.first else { return .local }
+        guard let preferred = preferredNode(for: channel) else { return .local }
         return preferred == identity.name ? .local : .remote(preferred)
     }
 
-    /// Whether the ring's preferred live owner of `channel` is this node, passing over nodes
-    /// that just failed to answer.
-    private func prefersHere(_ channel: String) -> Bool {
+    /// The ring's preferred live owner of `channel`, passing over nodes that just failed to
+    /// answer (nil for an empty ring).
+    private func preferredNode(for channel: String) -> String? {
         let candidates = membership.ring.preferredOwners(of: EntityKey.channel(channel).description, count: 3)
-        return (candidates.first(where: { !isSuspect($0) }) ?? candidates.first) == identity.name
+        return candidates.first(where: { !isSuspect($0) }) ?? candidates.first
     }
 
     private func isSuspect(_ node: String) -> Bool {
@@ -238,7 +237,7 @@ public final class ChannelRouter: Service {
             if await localServer(channel) == nil {
                 let holder = try await backend { try await leases.holder(of: .channel(channel)) }
                 if let holder, holder != identity.description { throw ChannelError.notOwner }
-                if holder == nil, !prefersHere(channel) { throw ChannelError.notOwner }
+                if holder == nil, preferredNode(for: channel) != identity.name { throw ChannelError.notOwner }
             }
             let reply = try await perform(request, channel: channel, user: user)
             counters.value.withLock { $0.served += 1 }

@@ -34,7 +34,6 @@ public final class ClusterMembership: Service {
         var ring: HashRing
         /// When a heartbeat was last confirmed (monotonic, this node's).
         var confirmedAt: ContinuousClock.Instant?
-        var lapses = 0
         var refreshedAt: ContinuousClock.Instant?
     }
 
@@ -56,9 +55,6 @@ public final class ClusterMembership: Service {
 
     /// The ring of the live nodes (this node included while its heartbeat holds).
     public var ring: HashRing { state.withLock { $0.ring } }
-    public var liveNodes: [NodeRecord] { state.withLock { Array($0.live.values) }.sorted { $0.identity < $1.identity } }
-    /// Times this node found its own heartbeat expired (it was paused or cut off longer than the TTL).
-    public var lapses: Int { state.withLock { $0.lapses } }
 
     /// Whether `holder` (`name/incarnation`) is a live node incarnation.
     public func isLive(_ holder: String) -> Bool {
@@ -114,10 +110,7 @@ public final class ClusterMembership: Service {
             case .registered:
                 // Our heartbeat had expired (a pause, a partition, a Redis restart): the others
                 // saw us leave and may have taken our leases; fencing refuses our stale writes.
-                state.withLock {
-                    $0.confirmedAt = sent
-                    $0.lapses += 1
-                }
+                state.withLock { $0.confirmedAt = sent }
                 logger.warning("this node's heartbeat had expired; registered again")
                 await lapseListener.withLock { $0 }?()
             case .nameTaken(let holder):

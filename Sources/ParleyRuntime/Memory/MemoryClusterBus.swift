@@ -45,8 +45,6 @@ public final class MemoryClusterBus: ClusterBus {
     }
 
     public func listen(inbox node: String) async throws { state.withLock { $0.inbox = node } }
-    public func publish(topic: String, _ payload: [UInt8]) async throws { hub.publish(topic: topic, payload) }
-    public func send(toNode name: String, _ payload: [UInt8]) async throws { hub.send(toNode: name, payload) }
     public func send(_ batch: [(BusAddress, [UInt8])]) async throws {
         for (address, payload) in batch {
             switch address {

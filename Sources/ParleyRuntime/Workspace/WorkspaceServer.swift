@@ -52,7 +52,7 @@ public actor WorkspaceServer {
     /// subscribed first, so a diff may reach it before the state — Phoenix's clients hold such
     /// diffs until the state arrives.
     public func attach(_ subscriber: any FrameSubscriber, to broadcaster: Broadcaster, user: String, ref: String) async -> Bool {
-        guard let store else {
+        guard store != nil else {
             let frame = ServerEvent.presenceState(state).frame(topic: topic)
             guard subscriber.deliver(subscriber.codec.encode(frame)) else { return false }
             broadcaster.subscribe(subscriber, to: topic)
@@ -62,9 +62,7 @@ public actor WorkspaceServer {
         broadcaster.subscribe(subscriber, to: topic)
         connect(user: user, ref: ref)
         await lastWrite?.value
-        var everyone = (try? await store.snapshot(workspace: workspaceID)) ?? PresenceSnapshot()
-        for (user, metas) in snapshot.users { for meta in metas { everyone.add(user, meta) } }
-        let frame = ServerEvent.presenceState(everyone.stateJSON).frame(topic: topic)
+        let frame = ServerEvent.presenceState(await clusterState().stateJSON).frame(topic: topic)
         return subscriber.deliver(subscriber.codec.encode(frame))
     }
 
