@@ -25,6 +25,8 @@ public struct Node: Sendable {
     public let metrics: NodeMetrics
     /// The open sockets; closes those silent for the socket timeout.
     public let sockets: SocketSweeper
+    /// Set by `drain` (SIGTERM): `/readyz` fails and new sockets are refused.
+    public let draining = DrainState()
     public let logger: Logger
 
     public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: BackendHandles, directory: any Directory,
@@ -72,7 +74,7 @@ public struct Node: Sendable {
         membership.onLapse { await presence.republish() }
         bus.onReconnect { await presence.resync { event, topic in bus.deliverHere(event, topic: topic) } }
         let broadcaster = bus.broadcaster
-        bus.handle(controls: { kind, body, _ in
+        bus.handle(controls: { kind, body, sender in
             switch kind {
             case "member_added", "member_removed":
                 guard let channel = body["channel"]?.stringValue, let user = body["user"]?.stringValue else { return }
@@ -85,7 +87,7 @@ public struct Node: Sendable {
                 }
             case "take":
                 guard let channel = body["channel"]?.stringValue else { return }
-                await channels.take(channel)
+                await channels.take(channel, drainingSender: body["draining"]?.boolValue == true ? sender.name : nil)
             default:
                 logger.debug("unknown cluster control", metadata: ["kind": "\(kind)"])
             }

@@ -36,6 +36,7 @@ public final class NodeMetrics: Sendable {
     private let handoffs: Counter
     private let handoffMilliseconds: Counter
     private let longestHandoff: Gauge
+    private let drainingGauge: Gauge
     private let takeovers: Counter
     private let leasesLost: Counter
     private let forwarded: Counter
@@ -93,6 +94,7 @@ public final class NodeMetrics: Sendable {
         holesRepaired = registry.makeCounter(descriptor: Self.name("feed_messages_repaired_total", unit: "", help: "Messages delivered by reading the log/store because the bus lost or reordered them"))
         repairs = registry.makeCounter(descriptor: Self.name("feed_repairs_total", unit: "", help: "Hole repairs of channel feeds"))
         presenceReaped = registry.makeCounter(descriptor: Self.name("presence_reaped_total", unit: "", help: "Presence metas of dead nodes this node removed"))
+        drainingGauge = registry.makeGauge(descriptor: Self.name("draining", unit: "", help: "1 while this node drains (SIGTERM): it hands off its channels and closes its sockets"))
         registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
     }
 
@@ -108,6 +110,7 @@ public final class NodeMetrics: Sendable {
         let bus = node.bus.stats()
         let feeds = node.bus.feeds.repairStats
         liveNodes.set(to: Double(node.membership.ring.members.count))
+        drainingGauge.set(to: node.draining.isDraining ? 1 : 0)
         ownedChannels.set(to: Double(channels.ownership.owned.count))
         advance(handoffs, "handoffs", to: ownership.handoffs)
         advance(handoffMilliseconds, "handoff_ms", to: Int(ownership.handoffMilliseconds))

@@ -51,6 +51,8 @@ public actor MessageBuffer: MessageSink, Service {
     private nonisolated let pendingCount = Atomic<Int>(0)
     private nonisolated let refusals = Atomic<Int>(0)
     private nonisolated let stopping = Mutex(false)
+    /// Set by `flush`: everything pending is due now.
+    private var urgent = false
 
     /// Writes start at `batchSize` messages or `batchDelay` after the first; one statement
     /// takes up to `largestBatch` pending messages; at most `maximumPending` wait.
@@ -116,6 +118,21 @@ public actor MessageBuffer: MessageSink, Service {
         while backoff.mayAttempt(at: clock.now()), case .flush(let batch) = batcher.tick(at: clock.now()) {
             guard await write(batch) else { return }
         }
+        if urgent, !batcher.isEmpty, backoff.mayAttempt(at: clock.now()) { _ = await write(batcher.drain()) }
+    }
+
+    /// Makes everything pending due at once (a draining node) and waits until the store has it
+    /// or `timeout` passed (the write loop does the writing, so batches never overlap).
+    /// Returns whether nothing is left pending.
+    @discardableResult
+    public func flush(within timeout: Duration) async -> Bool {
+        urgent = true
+        defer { urgent = false }
+        let deadline = ContinuousClock.now + timeout
+        while pendingCount.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: pollInterval)
+        }
+        return pendingCount.load(ordering: .relaxed) == 0
     }
 
     /// Writes everything pending, a batch at a time, retrying while the store is down

@@ -51,6 +51,10 @@ public struct NodeConfiguration: Sendable {
     /// How long a write keeps trying to reach the channel's owner (through handoffs and
     /// failovers) before it is answered `unavailable`.
     public var requestDeadline: Duration = .seconds(10)
+    /// On SIGTERM: the sockets close spread over this window, after the channels moved.
+    public var drainWindow: Duration = .seconds(10)
+    /// On SIGTERM: the process exits after this long at the latest.
+    public var shutdownDeadline: Duration = .seconds(30)
     /// PostgreSQL cancels a statement of the node's running longer than this.
     public var statementTimeout: Duration = .seconds(10)
 

@@ -7,6 +7,8 @@ import ParleyGateway
 import ParleyPostgres
 import ParleyRuntime
 import ParleyWiring
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct Parley: AsyncParsableCommand {
@@ -70,14 +72,53 @@ struct Serve: AsyncParsableCommand {
             await connected.shutdown()
             throw failOnStartup(error)
         }
-        let app = buildApplication(node: node)
         do {
-            try await app.runService()
+            try await run(node, logger: logger)
         } catch {
             await connected.shutdown()
             throw failOnStartup(error)
         }
         await connected.shutdown()
+    }
+}
+
+extension Serve {
+    /// Runs the node until SIGTERM or SIGINT, then drains it (`Node.drain`: `/readyz` fails,
+    /// channels hand off, the buffer flushes, sockets close spread over the drain window) and
+    /// stops its services. A second signal skips what is left of the drain; the shutdown
+    /// deadline ends the process whatever it is doing (nothing acknowledged is only in this
+    /// process: the next owners recover the logs).
+    func run(_ node: Node, logger: Logger) async throws {
+        let group = ServiceGroup(configuration: .init(services: [buildApplication(node: node)], logger: logger))
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let deadline = node.configuration.shutdownDeadline
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                var draining: Task<Void, Never>?
+                for await signal in signals {
+                    if let draining {
+                        logger.notice("second signal: stopping now", metadata: ["signal": "\(signal)"])
+                        draining.cancel()
+                        await group.triggerGracefulShutdown()
+                        continue
+                    }
+                    logger.notice("draining on signal", metadata: ["signal": "\(signal)", "deadline_ms": "\(deadline.milliseconds)"])
+                    Task.detached {
+                        try? await Task.sleep(for: deadline)
+                        logger.critical("the shutdown deadline passed; exiting now")
+                        Foundation.exit(2)
+                    }
+                    draining = Task {
+                        _ = await node.drain(window: node.configuration.drainWindow)
+                        await group.triggerGracefulShutdown()
+                    }
+                }
+            }
+            // The node stopped (drained, or a service failed): stop listening for signals.
+            try await tasks.next()
+            tasks.cancelAll()
+        }
     }
 }
 

@@ -73,6 +73,10 @@ struct NodeOptions: ParsableArguments {
     var heartbeatTtlMs: Int?
     @Option(help: "How long a write keeps trying to reach its channel's owner before `unavailable`, ms. Env PARLEY_REQUEST_DEADLINE_MS; default 10000.")
     var requestDeadlineMs: Int?
+    @Option(help: "On SIGTERM a node closes its sockets spread over this long, after handing off its channels, ms. Env PARLEY_DRAIN_WINDOW_MS; default 10000.")
+    var drainWindowMs: Int?
+    @Option(help: "On SIGTERM a node exits after this long at the latest, drained or not, ms. Env PARLEY_SHUTDOWN_DEADLINE_MS; default 30000.")
+    var shutdownDeadlineMs: Int?
     @Option(help: "Close a socket silent this long (no frame, not even a heartbeat), ms. Env PARLEY_SOCKET_TIMEOUT_MS; default 60000.")
     var socketTimeoutMs: Int?
     @Option(help: "A member idle this long on all sockets is away, ms. Env PARLEY_AWAY_AFTER_MS; default 300000.")
@@ -107,6 +111,11 @@ struct NodeOptions: ParsableArguments {
         guard configuration.heartbeatInterval >= .milliseconds(100), configuration.heartbeatTTL >= configuration.heartbeatInterval * 2,
               configuration.requestDeadline >= .milliseconds(100) else {
             throw ValidationError("the heartbeat interval must be at least 100 ms, its TTL at least twice the interval, the request deadline at least 100 ms")
+        }
+        configuration.drainWindow = .milliseconds(try setting(drainWindowMs, "PARLEY_DRAIN_WINDOW_MS", 10_000))
+        configuration.shutdownDeadline = .milliseconds(try setting(shutdownDeadlineMs, "PARLEY_SHUTDOWN_DEADLINE_MS", 30_000))
+        guard configuration.drainWindow >= .zero, configuration.shutdownDeadline > configuration.drainWindow else {
+            throw ValidationError("the drain window must not be negative, and the shutdown deadline must be longer than it")
         }
         configuration.socketTimeout = .milliseconds(try setting(socketTimeoutMs, "PARLEY_SOCKET_TIMEOUT_MS", 60000))
         configuration.awayAfter = .milliseconds(try setting(awayAfterMs, "PARLEY_AWAY_AFTER_MS", 300_000))

@@ -29,4 +29,23 @@ struct MessageBufferTests {
         let stats = await buffer.stats()
         #expect(stats.rows == 5 && stats.batches == 3 && stats.pending == 0)
     }
+
+    /// A draining node's `flush` makes everything pending due at once (not after the batch
+    /// delay) and returns when the store has it.
+    @Test func flushWritesEverythingPendingNow() async throws {
+        let store = MemoryMessageStore()
+        _ = try await store.claim(channel: "c", fence: 1)
+        let buffer = MessageBuffer(store: store, log: MemoryMessageLog(leases: MemoryLeaseStore()), batchSize: 100,
+                                   batchDelay: .seconds(60))
+        let group = ServiceGroup(services: [buffer], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        async let running: Void = group.run()
+        for seq in Int64(1)...7 { await buffer.enqueue(Self.message(seq), fence: 1) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await store.lastSeq(channel: "c") == 0, "nothing is due yet")
+        #expect(await buffer.flush(within: .seconds(5)))
+        #expect(try await store.lastSeq(channel: "c") == 7)
+        #expect(await buffer.stats().pending == 0)
+        await group.triggerGracefulShutdown()
+        try await running
+    }
 }

@@ -32,6 +32,19 @@ struct MembershipTests {
         #expect(membership.live == [a2])
     }
 
+    /// A heartbeat record says whether its node drains; one without the flag (an older node)
+    /// does not, and anything else after the third field is refused.
+    @Test func heartbeatRecordsCarryTheDrainingFlag() {
+        var record = NodeRecord(identity: a1, address: "127.0.0.1:4001", startedAt: 42)
+        #expect(record.storedValue == "1|127.0.0.1:4001|42")
+        #expect(NodeRecord(name: "a", storedValue: record.storedValue) == record)
+        record.draining = true
+        #expect(record.storedValue == "1|127.0.0.1:4001|42|draining")
+        #expect(NodeRecord(name: "a", storedValue: record.storedValue)?.draining == true)
+        #expect(NodeRecord(name: "a", storedValue: "1|127.0.0.1:4001|42|sleeping") == nil)
+        #expect(NodeRecord(name: "a", storedValue: "1|127.0.0.1:4001") == nil)
+    }
+
     @Test func staleHeartbeatsDoNotJoin() {
         var membership = MembershipStateMachine(ttl: .seconds(3))
         #expect(membership.observe([Heartbeat(node: a1, at: start)], at: start + .seconds(3)) == [])

@@ -145,6 +145,46 @@ struct ChannelRouterTests {
     }
 }
 
+extension ChannelRouterTests {
+    /// Issue 16.3: a draining node leaves every ring but stays live, hands each channel it owns
+    /// to the node the ring now prefers (which takes it on the notice and continues the seq),
+    /// starts nothing more, and its own clients' writes go to the new owners.
+    @Test func aDrainingNodeHandsEveryChannelOffAndStartsNothing() async throws {
+        let cluster = MemoryCluster()
+        let leaving = try await cluster.node("a")
+        let staying = try await cluster.node("b")
+        defer { Task { await leaving.stop(); await staying.stop() } }
+        #expect(await leaving.ready())
+        #expect(await staying.ready())
+        #expect(await eventually { leaving.membership.ring.members == ["a", "b"] && staying.membership.ring.members == ["a", "b"] })
+        let channels = (0..<30).map { "d\($0)" }.filter { HashRing(members: ["a", "b"]).owner(of: "channel:\($0)") == "a" }
+        #expect(channels.count > 5)
+        for channel in channels {
+            _ = try await leaving.router.call(.post(body: "before", clientMessageID: "\(channel)-0", threadRootID: nil), channel: channel, user: "alice")
+        }
+        #expect(leaving.router.ownership.owned.count == channels.count)
+
+        await leaving.membership.startDraining()
+        await leaving.router.drain()
+        #expect(leaving.router.ownership.owned.isEmpty)
+        #expect(await leaving.router.runningCount == 0)
+        #expect(leaving.membership.ring.members == ["b"], "the draining node's own ring leaves it out")
+        #expect(await eventually { staying.membership.ring.members == ["b"] }, "so does every other node's")
+        #expect(staying.membership.isLive(leaving.membership.identity.description), "while it stays live")
+        let taken = await eventually { await staying.router.runningCount == channels.count }
+        let running = await staying.router.runningCount
+        #expect(taken, "taken on the handoff notices: \(running) of \(channels.count)")
+        #expect(leaving.router.ownership.stats().handoffs == channels.count)
+        for channel in channels {
+            let reply = try await leaving.router.call(.post(body: "after", clientMessageID: "\(channel)-1", threadRootID: nil),
+                                                      channel: channel, user: "alice")
+            #expect(reply.seq == 2, "the new owner continues the seq")
+        }
+        #expect(await leaving.router.runningCount == 0, "a draining node starts no channel server")
+        #expect(leaving.router.stats().forwarded >= channels.count)
+    }
+}
+
 extension ChannelReply {
     var seq: Int64? { if case .message(let message) = self { message.seq } else { nil } }
 }

@@ -46,8 +46,10 @@ final class MemoryNode: Sendable {
                                directory: directory, sink: buffer, settings: cluster.settings)
         let router = router
         membership.onChange { _, ring in await router.ringChanged(ring) }
-        bus.handle(controls: { kind, body, _ in
-            if kind == "take", let channel = body["channel"]?.stringValue { await router.take(channel) }
+        bus.handle(controls: { kind, body, sender in
+            if kind == "take", let channel = body["channel"]?.stringValue {
+                await router.take(channel, drainingSender: body["draining"]?.boolValue == true ? sender.name : nil)
+            }
         })
     }
 

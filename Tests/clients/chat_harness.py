@@ -153,6 +153,7 @@ class Sender:
         self.attempt = 0
         self.connected_to = None
         self.expect = None          # in a session: the last seq delivered (the next must follow it)
+        self.session_ended = None   # when the last session ended (for the time to rejoin)
 
     def on_message(self, seq):
         if self.expect is not None:
@@ -211,6 +212,9 @@ class Sender:
                     await asyncio.sleep(0.2)
                     return
                 self.joined_once = True
+                if self.session_ended is not None:
+                    rejoined = time.monotonic()
+                    stats.setdefault("rejoins", []).append((rejoined, rejoined - self.session_ended))
                 while time.monotonic() < stop_at or self.pending is not None:
                     if errored.is_set() or reading.done():
                         return
@@ -244,6 +248,7 @@ class Sender:
             finally:
                 reading.cancel()
                 self.expect = None
+                self.session_ended = time.monotonic()
 
     async def run(self, stop_at):
         while True:
@@ -255,7 +260,7 @@ class Sender:
                 if self.pending is not None:
                     stats["resends"] += 1
                 await asyncio.sleep(0.2)
-            if time.monotonic() >= stop_at and self.pending is None:
+            if (time.monotonic() >= stop_at or not self.sending) and self.pending is None:
                 return
 
     async def catch_up(self, last_seq, deadline):
@@ -294,6 +299,7 @@ async def finish(senders, deadline_seconds=60):
 
 def report(channels, extra=None):
     """Prints the one JSON report line and exits (1 when there are problems)."""
+    stats.pop("rejoins", None)  # raw samples; a driver that wants them summarizes them first
     body = {"channels": channels, "problems": problems, "stats": stats}
     body.update(extra or {})
     print(json.dumps(body))

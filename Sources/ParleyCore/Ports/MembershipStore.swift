@@ -6,20 +6,27 @@ public struct NodeRecord: Sendable, Hashable {
     /// When it started, milliseconds since the Unix epoch (informational: liveness is judged by
     /// the registry's TTLs, never by comparing two machines' clocks).
     public let startedAt: Int64
+    /// Set while the node drains (SIGTERM): it is live — it still answers for the leases it
+    /// holds until it has handed them off — but no ring places anything on it.
+    public var draining: Bool
 
-    public init(identity: NodeIdentity, address: String, startedAt: Int64) {
+    public init(identity: NodeIdentity, address: String, startedAt: Int64, draining: Bool = false) {
         self.identity = identity
         self.address = address
         self.startedAt = startedAt
+        self.draining = draining
     }
 
-    /// `incarnation|address|startedAt`, the stored value of a heartbeat.
-    public var storedValue: String { "\(identity.incarnation)|\(address)|\(startedAt)" }
+    /// `incarnation|address|startedAt`, with `|draining` while it drains: the stored value of a
+    /// heartbeat.
+    public var storedValue: String { "\(identity.incarnation)|\(address)|\(startedAt)" + (draining ? "|draining" : "") }
 
     public init?(name: String, storedValue: String) {
-        let parts = storedValue.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, let started = Int64(parts[2]) else { return nil }
-        self.init(identity: NodeIdentity(name: name, incarnation: String(parts[0])), address: String(parts[1]), startedAt: started)
+        let parts = storedValue.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 3 || (parts.count == 4 && parts[3] == "draining"), !parts[0].isEmpty, let started = Int64(parts[2])
+        else { return nil }
+        self.init(identity: NodeIdentity(name: name, incarnation: String(parts[0])), address: String(parts[1]), startedAt: started,
+                  draining: parts.count == 4)
     }
 }
 

@@ -10,6 +10,10 @@ struct SocketRoutes: Sendable {
 
     func register(on router: Router<ParleyRequestContext>) {
         router.ws("socket/websocket", shouldUpgrade: { request, _ in
+            // A draining node takes no new sockets (HAProxy retries a 503 on another node).
+            guard !node.draining.isDraining else {
+                throw APIError(.serviceUnavailable, "unavailable", "this node is draining; connect again")
+            }
             let query = request.uri.queryParameters
             guard PhoenixCodec(vsn: query["vsn"].map(String.init)) != nil else {
                 throw APIError(.badRequest, "invalid_payload", "unsupported vsn; use 1.0.0 or 2.0.0")

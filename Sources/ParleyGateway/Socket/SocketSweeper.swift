@@ -1,3 +1,4 @@
+import NIOWebSocket
 import ParleyCore
 import ServiceLifecycle
 import Synchronization
@@ -20,6 +21,34 @@ public final class SocketSweeper: Service {
     func remove(_ outbox: SocketOutbox) { _ = sockets.withLock { $0.removeValue(forKey: ObjectIdentifier(outbox)) } }
 
     public var count: Int { sockets.withLock { $0.count } }
+
+    /// Closes every open socket over `window`, a batch every 100 ms or so, each batch at a
+    /// random moment of its slot: a drained node's clients reconnect to the others spread
+    /// out, not in one burst. Sockets opened meanwhile (an upgrade already under way) close
+    /// at the end. Returns how many closed.
+    func closeAll(over window: Duration, code: WebSocketErrorCode, reason: String) async -> Int {
+        let all = sockets.withLock { Array($0.values) }.shuffled()
+        var closed = 0
+        if !all.isEmpty {
+            let slots = max(1, min(all.count, Int(window / .milliseconds(100))))
+            let slot = window / slots
+            let start = ContinuousClock.now
+            for index in 0..<slots {
+                try? await Task.sleep(until: start + slot * index + slot * Double.random(in: 0..<1))
+                for outbox in stride(from: index, to: all.count, by: slots).map({ all[$0] }) {
+                    remove(outbox)
+                    outbox.disconnect(code: code, reason: reason)
+                    closed += 1
+                }
+            }
+        }
+        let late = sockets.withLock { sockets in
+            defer { sockets.removeAll() }
+            return Array(sockets.values)
+        }
+        for outbox in late { outbox.disconnect(code: code, reason: reason) }
+        return closed + late.count
+    }
 
     public func run() async throws {
         let interval = min(timeout / 4, .seconds(5))

@@ -118,7 +118,8 @@ public final class ChannelRouter: Service {
                 _ = try? await registry.terminated(key.id, abnormal: false)
                 await sink.forget(channel: key.id)
                 if let next = membership.preferredOwner(of: key.description), next != identity.name {
-                    bus.sendControl("take", ["channel": .string(key.id)], to: next)
+                    // A draining sender says so: the new owner's ring may not have dropped it yet.
+                    bus.sendControl("take", ["channel": .string(key.id), "draining": .bool(membership.isDraining)], to: next)
                 }
             }))
         bus.handle(requests: { [weak self] body, _ in await self?.serveForwarded(body) ?? ChannelError.unavailable("stopping").json })
@@ -288,7 +289,9 @@ public final class ChannelRouter: Service {
     }
 
     private func startServer(_ channel: String) async throws -> ChannelServer {
-        try await backend {
+        // A draining node starts nothing while another node can take it.
+        if membership.isDraining && !membership.ring.isEmpty { throw ChannelError.notOwner }
+        return try await backend {
             do {
                 return try await registry.lookupOrStart(channel)
             } catch ServiceRegistryError.full {
@@ -313,9 +316,29 @@ public final class ChannelRouter: Service {
 
     /// The previous owner handed `channel` to this node: start it now rather than on the next
     /// write (so the new owner has recovered the log before it is asked).
-    public func take(_ channel: String) async {
-        guard membership.preferredOwner(of: "channel:\(channel)") == identity.name else { return }
+    /// `drainingSender`: the node that handed it over drains, which this node's ring may not
+    /// show yet — then the ring without it decides.
+    public func take(_ channel: String, drainingSender: String? = nil) async {
+        let key = EntityKey.channel(channel).description
+        var ring = membership.ring
+        if let sender = drainingSender, ring.members.contains(sender) {
+            ring = HashRing(members: ring.members.filter { $0 != sender })
+        }
+        guard ring.owner(of: key) == identity.name else { return }
         _ = try? await startServer(channel)
+    }
+
+    /// This node drains (its membership is marked so): every channel it owns is handed off to
+    /// the ring's preferred node (quiesce, release, `take` notice), and a server left over (its
+    /// handoff failed) stops and releases its lease — the next owner recovers its log. Alone
+    /// in the cluster there is nobody to hand off to: the channels keep serving until the
+    /// node stops.
+    public func drain() async {
+        let ring = membership.ring
+        guard !ring.isEmpty else { return }
+        await ringChanged(ring)
+        await registry.stopAll()
+        await ownership.releaseAll()
     }
 
     /// The ring moved: channels this node owns whose preferred owner is now another live node

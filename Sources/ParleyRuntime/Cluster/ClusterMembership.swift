@@ -20,8 +20,9 @@ public final class ClusterMembership: Service {
         }
     }
 
-    public let record: NodeRecord
-    public var identity: NodeIdentity { record.identity }
+    /// This node's heartbeat record (marked `draining` once it drains).
+    public var record: NodeRecord { state.withLock { $0.record } }
+    public let identity: NodeIdentity
     private let store: any MembershipStore
     public let interval: Duration
     public let ttl: Duration
@@ -30,6 +31,7 @@ public final class ClusterMembership: Service {
     private let listener = Mutex<Listener?>(nil)
 
     private struct State {
+        var record: NodeRecord
         var live: [String: NodeRecord] = [:]
         var ring: HashRing
         /// When a heartbeat was last confirmed (monotonic, this node's).
@@ -39,12 +41,12 @@ public final class ClusterMembership: Service {
 
     public init(record: NodeRecord, store: any MembershipStore, interval: Duration = .seconds(1), ttl: Duration = .seconds(3),
                 logger: Logger = Logger(label: "parley.membership")) {
-        self.record = record
+        identity = record.identity
         self.store = store
         self.interval = interval
         self.ttl = ttl
         self.logger = logger
-        state = Mutex(State(live: [record.identity.name: record], ring: HashRing(members: [record.identity.name])))
+        state = Mutex(State(record: record, live: [record.identity.name: record], ring: HashRing(members: [record.identity.name])))
     }
 
     private let lapseListener = Mutex<(@Sendable () async -> Void)?>(nil)
@@ -53,10 +55,11 @@ public final class ClusterMembership: Service {
     /// Called when this node finds its own heartbeat had expired and registers again.
     public func onLapse(_ listener: @escaping @Sendable () async -> Void) { lapseListener.withLock { $0 = listener } }
 
-    /// The ring of the live nodes (this node included while its heartbeat holds).
+    /// The ring of the live nodes that are not draining (this node included while its
+    /// heartbeat holds and it does not drain).
     public var ring: HashRing { state.withLock { $0.ring } }
 
-    /// Whether `holder` (`name/incarnation`) is a live node incarnation.
+    /// Whether `holder` (`name/incarnation`) is a live node incarnation (draining or not).
     public func isLive(_ holder: String) -> Bool {
         guard let identity = NodeIdentity(holder) else { return false }
         return state.withLock { $0.live[identity.name]?.identity == identity }
@@ -77,13 +80,13 @@ public final class ClusterMembership: Service {
     public func register() async throws {
         let giveUpAt = ContinuousClock.now + ttl + interval
         while true {
-            switch try await store.heartbeat(record, ttl: ttl) {
+            switch try await store.heartbeat(self.record, ttl: ttl) {
             case .registered, .renewed:
                 state.withLock { $0.confirmedAt = .now }
                 await refresh()
                 return
             case .nameTaken(let holder):
-                guard ContinuousClock.now < giveUpAt else { throw NameTaken(name: record.identity.name, holder: holder) }
+                guard ContinuousClock.now < giveUpAt else { throw NameTaken(name: identity.name, holder: holder) }
                 logger.notice("this node's name is held; waiting to see whether its holder is alive",
                               metadata: ["holder": "\(holder)"])
                 try await Task.sleep(for: interval * 0.5)
@@ -98,13 +101,32 @@ public final class ClusterMembership: Service {
             await beat()
             await refresh()
         }
-        try? await store.leave(record.identity)
+        try? await store.leave(identity)
+    }
+
+    /// Whether this node drains.
+    public var isDraining: Bool { state.withLock { $0.record.draining } }
+
+    /// Marks this node draining: its heartbeat says so at once, every node's ring drops it
+    /// (while it stays live, answering for the leases it still holds), and the listener hears
+    /// of the new ring here too, so the owned channels move. The heartbeat goes on until the
+    /// node stops.
+    public func startDraining() async {
+        let already = state.withLock { state -> Bool in
+            defer { state.record.draining = true }
+            return state.record.draining
+        }
+        guard !already else { return }
+        logger.notice("draining: leaving the ring")
+        await beat()
+        await refresh()
     }
 
     private func beat() async {
         let sent = ContinuousClock.now
         do {
-            switch try await withTimeout(interval, { try await self.store.heartbeat(self.record, ttl: self.ttl) }) {
+            let record = self.record
+            switch try await withTimeout(interval, { try await self.store.heartbeat(record, ttl: self.ttl) }) {
             case .renewed:
                 state.withLock { $0.confirmedAt = sent }
             case .registered:
@@ -137,8 +159,8 @@ public final class ClusterMembership: Service {
         state.withLock { $0.refreshedAt = .now }
         guard let records = try? await withTimeout(interval, { try await self.store.live() }) else { return }
         var fresh = Dictionary(records.map { ($0.identity.name, $0) }, uniquingKeysWith: { $1 })
-        // While our own heartbeat holds we are in the ring even if the read raced it.
-        if isMember { fresh[record.identity.name] = record }
+        // While our own heartbeat holds we are live even if the read raced it.
+        if isMember { fresh[identity.name] = record }
         let (changes, ring) = state.withLock { state -> ([MembershipChange], HashRing?) in
             var changes: [MembershipChange] = []
             for (name, node) in fresh {
@@ -149,9 +171,10 @@ public final class ClusterMembership: Service {
                 }
             }
             for (name, node) in state.live where fresh[name] == nil { changes.append(.left(node.identity)) }
-            guard !changes.isEmpty else { return ([], nil) }
+            let placed = fresh.values.filter { !$0.draining }.map(\.identity.name)
+            guard !changes.isEmpty || Set(placed) != Set(state.ring.members) else { return ([], nil) }
             state.live = fresh
-            state.ring = HashRing(members: fresh.keys)
+            state.ring = HashRing(members: placed)
             return (changes, state.ring)
         }
         guard let ring else { return }
