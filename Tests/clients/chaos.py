@@ -118,27 +118,27 @@ def redis_cli(*argv):
 
 # MARK: faults
 
-def pick_node(exclude=()):
-    candidates = [name for name in running_nodes() if name not in exclude]
-    return schedule_random.choice(sorted(candidates)) if candidates else None
+def pick_node():
+    return schedule_random.choice(sorted(running_nodes()))
+
+
+def break_then_start(action, node, broken, seconds, mended):
+    """cluster/ACTION NODE, `seconds` later cluster/start NODE (a restart, or SIGCONT)."""
+    script(action, node)
+    log(broken)
+    time.sleep(seconds)
+    script("start", node)
+    log(mended)
 
 
 def fault_kill():
     node = pick_node()
-    script("kill", node)
-    log(f"kill -9 {node}")
-    time.sleep(schedule_random.uniform(2, 4))
-    script("start", node)
-    log(f"{node} restarted and ready")
+    break_then_start("kill", node, f"kill -9 {node}", schedule_random.uniform(2, 4), f"{node} restarted and ready")
 
 
 def fault_pause():
-    node = pick_node()
-    script("stop", node)
-    log(f"SIGSTOP {node}")
-    time.sleep(args.lease_ttl + 1.5)
-    script("start", node)
-    log(f"SIGCONT {node} (frozen {args.lease_ttl + 1.5:.1f} s, past the lease TTL)")
+    node, frozen = pick_node(), args.lease_ttl + 1.5
+    break_then_start("stop", node, f"SIGSTOP {node}", frozen, f"SIGCONT {node} (frozen {frozen:.1f} s, past the lease TTL)")
 
 
 def fault_drain():
@@ -176,7 +176,9 @@ def fault_add_remove():
 
 
 def fault_partition():
-    node = pick_node()
+    # The node that owns the most channels: cut off, it must stop acknowledging their writes.
+    owned = {name: metric(int(name.split("-")[1]), "parley_owned_channels") or 0 for name in running_nodes()}
+    node = max(sorted(owned), key=lambda name: owned[name])
     index = int(node.split("-")[1])
     relay = f"redis-relay-{index}/redis"
     before = metric(index, "parley_messages_accepted_total")
@@ -198,7 +200,8 @@ def fault_partition():
     haproxy(f"enable server {relay}")
     log(f"partition healed after {held:.1f} s; /readyz failed after {ready_failed_after and round(ready_failed_after, 2)} s")
     measured.setdefault("partitions", []).append({
-        "node": node, "seconds": held, "readyz_failed_after_s": ready_failed_after,
+        "node": node, "owned_channels": owned[node], "seconds": held,
+        "readyz_failed_after_s": ready_failed_after and round(ready_failed_after, 3),
         "accepted_before_cut": before, "accepted_at_80pct_ttl": accepted_late, "accepted_at_heal": accepted_end})
     if ready_failed_after is None:
         problem(f"partitioned {node} never failed /readyz")
@@ -258,72 +261,74 @@ class PhxSender:
             while self.received.get(self.contiguous + 1):
                 self.contiguous += 1
 
-    def run(self, stop_at):
-        counter, pending, since = 0, None, None
-        while (time.monotonic() < stop_at and self.sending) or pending is not None:
-            closed = threading.Event()
-            client = Client(f"ws://127.0.0.1:{args.port}/socket/websocket", {"token": self.user["token"]})
-            client.on_close = lambda _client: closed.set()
+    def join(self, client, closed):
+        """Connects `client` (a new phxsocket Client) and joins with the last seq held."""
+        client.on_close = lambda _client: closed.set()
+        client.connect()
+        channel = client.channel(self.topic, {"last_seq": self.contiguous})
+        channel.on("message_created", self.on_created)
+        joined = client.push(self.topic, "phx_join", {"last_seq": self.contiguous}, reply=True)
+        if not joined.event.wait(10) or joined.message.get("status") != "ok":
+            raise TimeoutError("join")
+        self.joined_once = True
+        return channel
+
+    def session(self, body, fallback_pause=0.3):
+        """One socket: a new Client, joined, handed to `body(channel, closed)`; closed after."""
+        closed = threading.Event()
+        client = Client(f"ws://127.0.0.1:{args.port}/socket/websocket", {"token": self.user["token"]})
+        try:
+            body(self.join(client, closed), closed)
+        except Exception:
+            stats["reconnects"] += 1
+            time.sleep(fallback_pause)
+        finally:
             try:
-                client.connect()
-                channel = client.channel(self.topic, {"last_seq": self.contiguous})
-                channel.on("message_created", self.on_created)
-                joined = client.push(self.topic, "phx_join", {"last_seq": self.contiguous}, reply=True)
-                if not joined.event.wait(10) or joined.message.get("status") != "ok":
-                    raise TimeoutError("join")
-                self.joined_once = True
-                while not closed.is_set() and (time.monotonic() < stop_at or pending is not None):
-                    if pending is None:
-                        if not self.sending:
-                            break
-                        pending, since = f"{self.name}-{counter}", time.monotonic()
-                        counter += 1
-                    sent = channel.push("new_message", {"body": f"phx {pending}", "client_msg_id": pending}, reply=True)
-                    if not sent.event.wait(12):
-                        raise TimeoutError("no reply")
-                    if sent.message.get("status") == "ok":
-                        seq = sent.message["response"]["seq"]
-                        if pending in self.acked and self.acked[pending] != seq:
-                            problem(f"{pending} acknowledged as {self.acked[pending]} and then as {seq}")
-                        self.acked[pending] = seq
-                        self.latencies.append((since, time.monotonic() - since))
-                        stats["acks"] += 1
-                        pending = None
-                        time.sleep(random.uniform(0.15, 0.3))
-                    else:
-                        stats["error_replies"] += 1
-                        reason = sent.message.get("response", {}).get("reason", "?")
-                        stats.setdefault("error_reasons", {})
-                        stats["error_reasons"][reason] = stats["error_reasons"].get(reason, 0) + 1
-                        time.sleep(0.2)
+                client.close()
             except Exception:
-                stats["reconnects"] += 1
-                time.sleep(0.3)
-            finally:
-                try:
-                    client.close()
-                except Exception:
-                    pass
+                pass
+
+    def run(self, stop_at):
+        state = {"counter": 0, "pending": None, "since": None}
+
+        def send(channel, closed):
+            while not closed.is_set() and (time.monotonic() < stop_at or state["pending"] is not None):
+                if state["pending"] is None:
+                    if not self.sending:
+                        return
+                    state.update(pending=f"{self.name}-{state['counter']}", since=time.monotonic(), counter=state["counter"] + 1)
+                pending = state["pending"]
+                sent = channel.push("new_message", {"body": f"phx {pending}", "client_msg_id": pending}, reply=True)
+                if not sent.event.wait(12):
+                    raise TimeoutError("no reply")
+                if sent.message.get("status") == "ok":
+                    seq = sent.message["response"]["seq"]
+                    if pending in self.acked and self.acked[pending] != seq:
+                        problem(f"{pending} acknowledged as {self.acked[pending]} and then as {seq}")
+                    self.acked[pending] = seq
+                    self.latencies.append((state["since"], time.monotonic() - state["since"]))
+                    stats["acks"] += 1
+                    state["pending"] = None
+                    time.sleep(random.uniform(0.15, 0.3))
+                else:
+                    stats["error_replies"] += 1
+                    reason = sent.message.get("response", {}).get("reason", "?")
+                    stats.setdefault("error_reasons", {})
+                    stats["error_reasons"][reason] = stats["error_reasons"].get(reason, 0) + 1
+                    time.sleep(0.2)
+
+        while (time.monotonic() < stop_at and self.sending) or state["pending"] is not None:
+            self.session(send)
         self.sending = False
 
     def catch_up(self, last_seq, deadline):
+        def wait(_channel, closed):
+            until = time.monotonic() + 5
+            while self.contiguous < last_seq and time.monotonic() < until and not closed.is_set():
+                time.sleep(0.05)
+
         while self.contiguous < last_seq and time.monotonic() < deadline:
-            client = Client(f"ws://127.0.0.1:{args.port}/socket/websocket", {"token": self.user["token"]})
-            try:
-                client.connect()
-                channel = client.channel(self.topic, {"last_seq": self.contiguous})
-                channel.on("message_created", self.on_created)
-                client.push(self.topic, "phx_join", {"last_seq": self.contiguous}, reply=True).event.wait(10)
-                until = time.monotonic() + 5
-                while self.contiguous < last_seq and time.monotonic() < until:
-                    time.sleep(0.05)
-            except Exception:
-                time.sleep(0.3)
-            finally:
-                try:
-                    client.close()
-                except Exception:
-                    pass
+            self.session(wait)
 
 
 class Watcher:
