@@ -41,10 +41,11 @@ extension Node {
     ///
     /// 1. `/readyz` fails at once and new WebSocket upgrades get 503, so the load balancer
     ///    stops sending clients here (HAProxy: within two checks);
-    /// 2. the buffer writes what it holds, under this node's fences; then the heartbeat says `draining`: every ring drops this node, and every channel it owns
-    ///    is handed off (stop accepting, finish appends, release, `take` notice to the new
-    ///    owner, which recovers the log's tail). Writes meanwhile wait in the routers and go
-    ///    to the new owners. Presence needs no handoff: it lives in Redis per socket;
+    /// 2. the buffer writes what it holds, under this node's fences; then the heartbeat says
+    ///    `draining`: every ring drops this node, and every channel it owns is handed off
+    ///    (stop accepting, finish appends, release, `take` notice to the new owner, which
+    ///    recovers the log's tail). Writes meanwhile wait in the routers and go to the new
+    ///    owners. Presence needs no handoff: it lives in Redis per socket;
     /// 3. the buffer writes what arrived meanwhile;
     /// 4. the sockets close in jittered batches over `window` with 1012, so their clients
     ///    reconnect elsewhere spread out rather than all at once; their presence leaves.

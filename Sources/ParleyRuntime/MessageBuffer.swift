@@ -129,7 +129,7 @@ public actor MessageBuffer: MessageSink, Service {
         urgent = true
         defer { urgent = false }
         let deadline = ContinuousClock.now + timeout
-        while pendingCount.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+        while pendingCount.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
             try? await Task.sleep(for: pollInterval)
         }
         return pendingCount.load(ordering: .relaxed) == 0

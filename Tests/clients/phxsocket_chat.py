@@ -35,7 +35,7 @@ def check(condition, what):
 
 alice, alice_token = sign_up("alice")
 bob, bob_token = sign_up("bob")
-workspace = api("POST", "/api/workspaces", alice_token, {"name": "Py"})["workspace"]
+workspace = api("POST", "/api/workspaces", alice_token, {"name": f"Py {uuid.uuid4().hex[:6]}"})["workspace"]
 channel = api("POST", f"/api/workspaces/{workspace['id']}/channels", alice_token, {"name": "python"})["channel"]
 api("POST", f"/api/workspaces/{workspace['id']}/members", alice_token, {"email": bob["email"]})
 api("POST", f"/api/channels/{channel['id']}/join", bob_token)
