@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
+        // For the fuzz targets (Fuzz/, a package of its own built with the fuzzer sanitizer).
+        .library(name: "ParleyCore", targets: ["ParleyCore"]),
+        .library(name: "ParleyAuth", targets: ["ParleyAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,14 +75,21 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // Bearer tokens: signed and verified here (the gateway uses it; a fuzz target too).
+        .target(
+            name: "ParleyAuth",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]
+        ),
         .target(
             name: "ParleyGateway",
             dependencies: [
-                "ParleyCore", "ParleyRuntime",
+                "ParleyCore", "ParleyRuntime", "ParleyAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -93,7 +103,7 @@ let package = Package(
         .target(
             name: "ParleyWiring",
             dependencies: [
-                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway",
+                "ParleyCore", "ParleyAuth", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -145,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "ParleyNodeTests",
             dependencies: [
-                "ParleyCore", "ParleyRuntime", "ParleyGateway", "ParleyWiring", "ParleyPostgres", "ParleyRedis", "ParleyTestSupport",
+                "ParleyCore", "ParleyAuth", "ParleyRuntime", "ParleyGateway", "ParleyWiring", "ParleyPostgres", "ParleyRedis", "ParleyTestSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -1,4 +1,5 @@
 import Logging
+import ParleyAuth
 import ParleyCore
 import ParleyRuntime
 import ServiceLifecycle

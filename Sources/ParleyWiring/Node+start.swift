@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleyAuth
 import ParleyCore
 import ParleyGateway
 import ParleyPostgres

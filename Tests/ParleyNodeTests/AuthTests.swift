@@ -1,4 +1,5 @@
 import Foundation
+import ParleyAuth
 import ParleyGateway
 import Testing
 
