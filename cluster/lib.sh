@@ -22,7 +22,7 @@ load_state() {
 }
 
 services_env() {
-    PARLEY_SERVICES_DIR="${PARLEY_SERVICES_DIR:-}" "$ROOT/cluster/services" env
+    "$ROOT/cluster/services" env
 }
 
 # Node i's port: the client port itself for a one-node cluster (no load balancer), else 4000+i.
@@ -117,16 +117,4 @@ drain_node() {
 # HAProxy's view of a server: UP, DOWN, MAINT, … (from its stats page, CSV).
 haproxy_status() {
     curl -fs -m 2 "http://127.0.0.1:$STATS_PORT/;csv" 2>/dev/null | awk -F, -v s="$1" '$1 == "sockets" && $2 == s { print $18 }'
-}
-
-# Sends a command to HAProxy's runtime API.
-haproxy_command() {
-    python3 - "$CLUSTER_DIR/haproxy.sock" "$1" <<'PY'
-import socket, sys
-with socket.socket(socket.AF_UNIX) as s:
-    s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
-    out = b""
-    while chunk := s.recv(65536): out += chunk
-print(out.decode().strip())
-PY
 }
