@@ -26,6 +26,8 @@ public struct Node: Sendable {
     public let metrics: NodeMetrics
     /// The open sockets; closes those silent for the socket timeout.
     public let sockets: SocketSweeper
+    /// Returns freed memory to the system after many sockets closed.
+    private let memory: MemoryReturner
     /// Set by `drain` (SIGTERM): `/readyz` fails and new sockets are refused.
     public let draining = DrainState()
     public let logger: Logger
@@ -51,13 +53,14 @@ public struct Node: Sendable {
         let metrics = NodeMetrics(identity: identity)
         self.metrics = metrics
         sockets = SocketSweeper(timeout: configuration.socketTimeout) { metrics.socketTimeouts.increment() }
+        memory = MemoryReturner(sockets: sockets, logger: logger)
         self.logger = logger
         Self.connect(membership: membership, bus: bus, channels: channels, presence: presence, logger: logger)
     }
 
     /// The node's long-running services, in start order (shutdown runs the other way: sockets
     /// close, channels hand off and release, the bus and the heartbeat stop, the buffer flushes).
-    public var services: [any Service] { [buffer, membership, bus, channels, presence, sockets] }
+    public var services: [any Service] { [buffer, membership, bus, channels, presence, sockets, memory] }
 
     /// Membership changes move channels (handoff) and reap a dead node's presence; controls
     /// from other nodes reach the router and the sockets.

@@ -46,6 +46,7 @@ public final class NodeMetrics: Sendable {
     private let routeRetries: Counter
     private let busPublished: Counter
     private let busReceived: Counter
+    private let busIgnored: Counter
     private let busReconnects: Counter
     private let holesRepaired: Counter
     private let repairs: Counter
@@ -90,6 +91,7 @@ public final class NodeMetrics: Sendable {
         routeRetries = registry.makeCounter(descriptor: Self.name("route_retries_total", unit: "", help: "Writes retried after re-resolving their channel's owner"))
         busPublished = registry.makeCounter(descriptor: Self.name("bus_published_total", unit: "", help: "Envelopes published on the cluster bus"))
         busReceived = registry.makeCounter(descriptor: Self.name("bus_received_total", unit: "", help: "Envelopes received from the cluster bus"))
+        busIgnored = registry.makeCounter(descriptor: Self.name("bus_ignored_total", unit: "", help: "Envelopes received from the cluster bus that this node itself had published (Redis echoes them to every subscriber), dropped"))
         busReconnects = registry.makeCounter(descriptor: Self.name("bus_reconnects_total", unit: "", help: "Times the bus subscriber reconnected (feeds then catch up from the log)"))
         holesRepaired = registry.makeCounter(descriptor: Self.name("feed_messages_repaired_total", unit: "", help: "Messages delivered by reading the log/store because the bus lost or reordered them"))
         repairs = registry.makeCounter(descriptor: Self.name("feed_repairs_total", unit: "", help: "Hole repairs of channel feeds"))
@@ -124,6 +126,7 @@ public final class NodeMetrics: Sendable {
         advance(routeRetries, "route_retries", to: routing.retries)
         advance(busPublished, "bus_published", to: bus.published)
         advance(busReceived, "bus_received", to: bus.received)
+        advance(busIgnored, "bus_ignored", to: bus.ignored)
         advance(busReconnects, "bus_reconnects", to: bus.reconnects)
         advance(holesRepaired, "holes_repaired", to: feeds.repaired)
         advance(repairs, "repairs", to: feeds.repairs)

@@ -71,8 +71,11 @@ struct BenchAPI: Sendable {
     }
 
     /// The node's metrics as name → value (labels dropped; summed if repeated).
-    func metrics() async throws -> [String: Double] {
-        let response = try await http.execute(HTTPClientRequest(url: baseURL + "/metrics"), timeout: .seconds(10))
+    func metrics() async throws -> [String: Double] { try await metrics(at: baseURL) }
+
+    /// The metrics of the node at `url`.
+    func metrics(at url: String) async throws -> [String: Double] {
+        let response = try await http.execute(HTTPClientRequest(url: url + "/metrics"), timeout: .seconds(10))
         let text = String(buffer: try await response.body.collect(upTo: 16 << 20))
         var values: [String: Double] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {

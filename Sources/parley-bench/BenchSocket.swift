@@ -45,7 +45,8 @@ final class BenchSocket: Sendable {
     private let task: Task<Void, Never>
     private let opening = Opening()
 
-    init(url: String, onText: @escaping @Sendable (String) -> Void) {
+    /// `onClose` runs once the connection has ended (or failed to open).
+    init(url: String, onText: @escaping @Sendable (String) -> Void, onClose: @escaping @Sendable () -> Void = {}) {
         let (stream, continuation) = AsyncStream<String>.makeStream()
         outbound = continuation
         let opening = opening
@@ -71,6 +72,7 @@ final class BenchSocket: Sendable {
             } catch {
                 opening.finish(failure: "\(error)")
             }
+            onClose()
         }
     }
 
@@ -96,25 +98,51 @@ final class PhoenixBenchClient: Sendable {
     private let socket: BenchSocket
     private let nextRef = Atomic<Int>(0)
     private final class Pending: Sendable {
-        let waiting = Mutex<[String: CheckedContinuation<(status: String, response: JSONValue), Never>]>([:])
+        typealias Waiter = CheckedContinuation<(status: String, response: JSONValue), Never>
+        /// Requests waiting for replies; `closed` once the connection ended (no more wait).
+        let state = Mutex<(waiting: [String: Waiter], closed: Bool)>(([:], false))
+
+        /// Registers a request; false when the connection has already ended.
+        func add(_ ref: String, _ waiter: Waiter) -> Bool {
+            state.withLock { state in
+                guard !state.closed else { return false }
+                state.waiting[ref] = waiter
+                return true
+            }
+        }
+
+        func remove(_ ref: String) -> Waiter? { state.withLock { $0.waiting.removeValue(forKey: ref) } }
     }
 
     private let pending = Pending()
 
     /// `onPush` gets each pushed frame's text unparsed (see `LatencyRecorder.record(carriedIn:)`);
     /// replies are parsed and answer their request.
-    init(baseURL: String, token: String, onPush: @escaping @Sendable (_ text: String) -> Void) {
+    init(baseURL: String, token: String, onClose: @escaping @Sendable () -> Void = {},
+         onPush: @escaping @Sendable (_ text: String) -> Void) {
         let pending = pending
-        socket = BenchSocket(url: "\(baseURL)/socket/websocket?vsn=2.0.0&token=\(token)") { text in
+        socket = BenchSocket(url: "\(baseURL)/socket/websocket?vsn=2.0.0&token=\(token)", onText: { text in
             guard text.contains("\"phx_reply\""), let frame = try? PhoenixCodec.v2.decode(text: text), frame.event == "phx_reply" else {
                 onPush(text)
                 return
             }
-            if let ref = frame.ref, let waiter = pending.waiting.withLock({ $0.removeValue(forKey: ref) }) {
+            if let ref = frame.ref, let waiter = pending.remove(ref) {
                 let payload = frame.json
                 waiter.resume(returning: (payload["status"]?.stringValue ?? "", payload["response"] ?? .null))
             }
+        }, onClose: {
+            // The connection ended: requests still waiting get no reply.
+            Self.answerClosed(pending)
+            onClose()
+        })
+    }
+
+    private static func answerClosed(_ pending: Pending) {
+        let waiters = pending.state.withLock { state in
+            defer { state = ([:], true) }
+            return Array(state.waiting.values)
         }
+        for waiter in waiters { waiter.resume(returning: ("closed", .null)) }
     }
 
     func waitOpen() async { await socket.waitOpen() }
@@ -125,7 +153,11 @@ final class PhoenixBenchClient: Sendable {
         let ref = String(nextRef.add(1, ordering: .relaxed).newValue)
         let frame: JSONValue = [joinRef.map { .string($0) } ?? .null, .string(ref), .string(topic), .string(event), payload]
         return await withCheckedContinuation { continuation in
-            pending.waiting.withLock { $0[ref] = continuation }
+            // A socket already gone answers at once.
+            guard pending.add(ref, continuation) else {
+                continuation.resume(returning: ("closed", .null))
+                return
+            }
             socket.send(frame.jsonText)
         }
     }
@@ -137,11 +169,7 @@ final class PhoenixBenchClient: Sendable {
     /// Ends the socket; requests still waiting are answered `closed`.
     func close() {
         socket.close()
-        let waiters = pending.waiting.withLock { all in
-            defer { all.removeAll() }
-            return Array(all.values)
-        }
-        for waiter in waiters { waiter.resume(returning: ("closed", .null)) }
+        Self.answerClosed(pending)
     }
 
     func closed() async { await socket.closed() }

@@ -16,7 +16,9 @@ struct ChatLoad: Sendable {
 }
 
 enum Chat {
-    static func run(_ load: ChatLoad, api: BenchAPI, wsURL: String, redis: RedisClient, redisURL: String,
+    /// Socket n joins channel n mod C on node (n + n / C) mod N: a channel's members are on
+    /// different nodes, and each node holds members of every channel.
+    static func run(_ load: ChatLoad, api: BenchAPI, cluster: ClusterTarget, redis: RedisClient, redisURL: String,
                     report: inout Report) async throws {
         guard Double(load.rate) / Double(load.sockets) <= 9.5 else {
             throw BenchAPI.Failure(description: "\(load.rate)/s over \(load.sockets) sockets exceeds the node's 10/s per socket; add channels or senders")
@@ -26,29 +28,41 @@ enum Chat {
         let deliveries = LatencyRecorder()
         let sockets = try await inBatches(load.sockets) { n in
             let channel = channels[n % load.channels]
-            let client = PhoenixBenchClient(baseURL: wsURL, token: users[n / load.channels % users.count].token) { text in
+            let node = n + n / load.channels
+            let client = PhoenixBenchClient(baseURL: cluster.wsURL(forNode: node), token: users[n / load.channels % users.count].token) { text in
                 if text.contains("\"message_created\"") { deliveries.record(carriedIn: text) }
             }
             let joined = await client.join("channel:\(channel)")
             guard joined.status == "ok" else { throw BenchAPI.Failure(description: "join: \(joined.response.jsonText) \(client.error ?? "")") }
-            return (client, channel)
+            return (client, channel, cluster.placed ? cluster.nodes[node % cluster.count].name : nil)
         }
+        // Each channel's server starts with its first message (one without a send time, which
+        // is not counted); then which sends are forwarded: those from a socket on a node that
+        // does not own the channel.
+        _ = try await inBatches(load.channels) { n in
+            let first = await sockets[n].0.request("channel:\(channels[n])", "new_message", ["body": "first"], joinRef: "channel:\(channels[n])")
+            guard first.status == "ok" else { throw BenchAPI.Failure(description: "first message: \(first.response.jsonText)") }
+        }
+        let owners = try await cluster.owners(of: channels, redis: redis)
 
         let commandsBefore = try await commandStats(redis)
-        let metricsBefore = try await api.metrics()
+        let metricsBefore = await cluster.metrics(api)
         let maxLag = Mutex<Double>(0)
         let sampler = Task {
             while !Task.isCancelled {
-                if let lag = try? await api.metrics()["parley_buffer_lag_milliseconds"] { maxLag.withLock { $0 = max($0, lag) } }
+                let lag = await cluster.metrics(api).values.compactMap { $0["parley_buffer_lag_milliseconds"] }.max() ?? 0
+                maxLag.withLock { $0 = max($0, lag) }
                 try? await Task.sleep(for: .milliseconds(250))
             }
         }
+        let cpu = cluster.cpuMeter()
         let acks = LatencyRecorder()
+        let localAcks = LatencyRecorder(), forwardedAcks = LatencyRecorder()
         let refusals = Mutex<[String: Int]>([:])
         let sequence = Atomic<Int>(0)
         let start = nowNanos()
         let (acked, failed) = await publishOnSchedule(rate: load.rate, seconds: load.seconds, publishers: load.sockets) { p in
-            let (client, channel) = sockets[p]
+            let (client, channel, node) = sockets[p]
             let sentAt = nowNanos()
             let id = sequence.add(1, ordering: .relaxed).newValue
             let reply = await client.request("channel:\(channel)", "new_message",
@@ -59,25 +73,28 @@ enum Chat {
                 return false
             }
             acks.record(sentAt: sentAt)
+            if let node, let owner = owners[channel] { (node == owner ? localAcks : forwardedAcks).record(sentAt: sentAt) }
             return true
         }
         let sendSeconds = Double(nowNanos() - start) / 1e9
+        let serverCPU = cpu.used
         sampler.cancel()
         await waitFor(acked * load.sendersPerChannel) { deliveries.count }
         // The buffer catches up: its lag once sending stops.
         let drainStart = nowNanos()
         var pending = 1.0
         while pending > 0, nowNanos() - drainStart < 30_000_000_000 {
-            pending = (try? await api.metrics()["parley_buffer_pending"]) ?? 0
+            pending = await cluster.metrics(api).values.reduce(0) { $0 + ($1["parley_buffer_pending"] ?? 0) }
             if pending > 0 { try? await Task.sleep(for: .milliseconds(100)) }
         }
         let drainSeconds = Double(nowNanos() - drainStart) / 1e9
-        let metricsAfter = try await api.metrics()
+        let metricsAfter = await cluster.metrics(api)
         let commandsAfter = try await commandStats(redis)
-        for (client, _) in sockets { client.close() }
+        for (client, _, _) in sockets { client.close() }
 
         let ackedPerSecond = Double(acked) / sendSeconds
         let fsync = try await redis.execute("CONFIG", "GET", "appendfsync").array?.last?.string ?? "?"
+        report.add("nodes", "nodes", cluster.count)
         report.add("Redis appendfsync", "redis_appendfsync", text: fsync)
         report.add("sockets (channels × senders)", "sockets", text: "\(load.sockets) (\(load.channels) × \(load.sendersPerChannel))")
         report.add("offered rate", "offered_per_s", Double(load.rate), unit: "msg/s")
@@ -85,6 +102,10 @@ enum Chat {
         report.add("refused", "refused", text: failed == 0 ? "0" : refusals.withLock { $0 }.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", "))
         report.add("acknowledged messages/s", "acked_per_s", ackedPerSecond, digits: 1)
         report.latency("send→ack", "ack_latency", acks.histogram)
+        if cluster.count > 1 && cluster.placed {
+            report.latency("  sent on the owner's node", "ack_latency_local", localAcks.histogram)
+            report.latency("  forwarded to the owner", "ack_latency_forwarded", forwardedAcks.histogram)
+        }
         report.latency("send→deliver", "deliver_latency", deliveries.histogram)
         report.add("deliveries", "delivered", deliveries.count)
         report.add("buffer lag to PostgreSQL, max while sending", "buffer_lag_max_ms", maxLag.withLock { $0 }, unit: "ms")
@@ -98,9 +119,21 @@ enum Chat {
         report.add("Redis commands per message (incl. inside scripts)", "redis_commands_per_msg",
                    perMessage.values.reduce(0, +), digits: 2)
         report.add("  by command", "redis_commands_by_command", text: listing)
-        let batches = (metricsAfter["parley_buffer_batches_total"] ?? 0) - (metricsBefore["parley_buffer_batches_total"] ?? 0)
-        let statements = (metricsAfter["parley_postgres_statements_total"] ?? 0) - (metricsBefore["parley_postgres_statements_total"] ?? 0)
-        let rows = (metricsAfter["parley_buffer_rows_total"] ?? 0) - (metricsBefore["parley_buffer_rows_total"] ?? 0)
+        let grew = { (name: String) in ClusterTarget.growth(name, from: metricsBefore, to: metricsAfter) }
+        let batches = grew("parley_buffer_batches_total"), statements = grew("parley_postgres_statements_total")
+        let rows = grew("parley_buffer_rows_total")
+        if cluster.count > 1 {
+            let forwarded = grew("parley_forwarded_requests_total")
+            report.add("forwarded writes", "forwarded", Int(forwarded))
+            report.add("forwarded write, mean at the forwarding node", "forwarded_mean_ms",
+                       grew("parley_forwarded_requests_milliseconds_total") / max(forwarded, 1), unit: "ms", digits: 2)
+            report.add("bus envelopes sent per message", "bus_sent_per_msg", grew("parley_bus_published_total") / Double(max(acked, 1)), digits: 2)
+            report.add("bus envelopes received per message", "bus_received_per_msg", grew("parley_bus_received_total") / Double(max(acked, 1)), digits: 2)
+        }
+        if let serverCPU {
+            report.add("nodes' CPU per 1000 acknowledged messages", "cpu_ms_per_1000_acked",
+                       1_000_000 * serverCPU / Double(max(acked, 1)), unit: "ms", digits: 1)
+        }
         report.add("PostgreSQL batches", "pg_batches", Int(batches))
         report.add("PostgreSQL rows per batch", "pg_rows_per_batch", rows / max(batches, 1), digits: 1)
         report.add("PostgreSQL statements per batch", "pg_statements_per_batch", statements / max(batches, 1), digits: 2)

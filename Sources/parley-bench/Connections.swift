@@ -5,7 +5,7 @@ import ParleyCore
 /// `count` idle connections, each joined to `channelsPerConnection` channels: the node's RSS
 /// per connection and the time to connect and join.
 enum Connections {
-    static func run(count: Int, channelsPerConnection: Int, nodePID: Int32, api: BenchAPI, wsURL: String,
+    static func run(count: Int, channelsPerConnection: Int, nodePID: Int32, api: BenchAPI, nodeURL: String,
                     report: inout Report) async throws {
         raiseDescriptorLimit()
         let users = try await api.signUp(count: 10, prefix: "idle")
@@ -16,7 +16,7 @@ enum Connections {
         let start = nowNanos()
         let clients = try await inBatches(count, concurrency: 200) { n in
             let openedAt = nowNanos()
-            let client = PhoenixBenchClient(baseURL: wsURL, token: users[n % users.count].token) { _ in }
+            let client = PhoenixBenchClient(baseURL: nodeURL.replacingOccurrences(of: "http://", with: "ws://"), token: users[n % users.count].token) { _ in }
             await client.waitOpen()
             if let error = client.error { throw BenchAPI.Failure(description: "connection \(n): \(error)") }
             for channel in channels {
@@ -31,7 +31,7 @@ enum Connections {
         let openSeconds = Double(nowNanos() - start) / 1e9
         try await Task.sleep(for: .seconds(3))
         let during = try residentKiB(of: nodePID)
-        let open = Int(try await api.metrics()["parley_ws_connections"] ?? 0)
+        let open = Int(try await api.metrics(at: nodeURL)["parley_ws_connections"] ?? 0)
         for client in clients { client.close() }
         try await Task.sleep(for: .seconds(3))
         let after = try residentKiB(of: nodePID)

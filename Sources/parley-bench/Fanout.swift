@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Histogram
 import ParleyCore
+import ParleyRedis
 import Synchronization
 
 /// One channel, `subscribers` sockets on it, publishers at `rate` messages/s in all for
@@ -25,8 +26,13 @@ struct FanoutResult: Sendable {
     var seconds = 0.0
     var deliver: Histogram<UInt64>
     var ack: Histogram<UInt64>?
-    /// CPU the server's processes used from the first publish to the last delivery.
+    /// CPU the server's processes (every node, or every nginx) used from the first publish
+    /// to the last delivery, and Redis's.
     var serverCPUSeconds: Double?
+    var redisCPUSeconds: Double?
+    /// Cluster bus traffic per publish (Parley on several nodes): envelopes the nodes
+    /// published and received, and of those received the event's copies.
+    var bus: (sent: Double, received: Double, eventCopies: Double, remoteNodes: Int)?
 
     var deliveriesPerSecond: Double { Double(delivered) / seconds }
 
@@ -41,7 +47,17 @@ struct FanoutResult: Sendable {
             report.add("\(prefix) server CPU per 1000 deliveries", "\(prefix)_cpu_ms_per_1000",
                        1_000_000 * serverCPUSeconds / Double(max(delivered, 1)), unit: "ms", digits: 2)
         }
+        if let redisCPUSeconds {
+            report.add("\(prefix) Redis CPU per 1000 deliveries", "\(prefix)_redis_cpu_ms_per_1000",
+                       1_000_000 * redisCPUSeconds / Double(max(delivered, 1)), unit: "ms", digits: 2)
+        }
         if let ack { report.latency("\(prefix) publish→ack", "\(prefix)_ack_latency", ack) }
+        if let bus {
+            report.add("\(prefix) bus envelopes sent per publish", "\(prefix)_bus_sent_per_publish", bus.sent, digits: 2)
+            report.add("\(prefix) bus envelopes received per publish", "\(prefix)_bus_received_per_publish", bus.received, digits: 2)
+            report.add("\(prefix) event copies per publish (remote nodes with subscribers: \(bus.remoteNodes))",
+                       "\(prefix)_bus_event_copies_per_publish", bus.eventCopies, digits: 2)
+        }
     }
 }
 
@@ -78,27 +94,40 @@ func waitFor(_ expected: Int, limit: Duration = .seconds(10), _ count: () -> Int
 }
 
 enum Fanout {
-    static func parley(_ load: FanoutLoad, api: BenchAPI, wsURL: String, serverPID: Int32?) async throws -> FanoutResult {
+    /// Subscribers spread over the nodes (socket n on node n mod N), publishers on the nodes
+    /// that do not own the channel (their publishes are forwarded to the owner, which
+    /// publishes each event once on the bus), or everything on the one node.
+    static func parley(_ load: FanoutLoad, api: BenchAPI, cluster: ClusterTarget, redis: RedisClient) async throws -> FanoutResult {
         let users = try await api.signUp(count: max(2, min(10, load.subscribers)), prefix: "fan")
         let (_, channels) = try await api.workspace(owner: users[0], members: users, channels: 1)
         let topic = "channel:\(channels[0])"
         let deliveries = LatencyRecorder()
         let subscribers = try await inBatches(load.subscribers) { n in
-            let client = PhoenixBenchClient(baseURL: wsURL, token: users[n % users.count].token) { text in
+            let client = PhoenixBenchClient(baseURL: cluster.wsURL(forNode: n), token: users[n % users.count].token) { text in
                 if text.contains("\"message_created\"") { deliveries.record(carriedIn: text) }
             }
             let joined = await client.join(topic)
             guard joined.status == "ok" else { throw BenchAPI.Failure(description: "subscriber join: \(joined.response.jsonText) \(client.error ?? "")") }
             return client
         }
-        let publishers = try await inBatches(load.publishers) { _ in
-            let client = PhoenixBenchClient(baseURL: wsURL, token: users[0].token) { _ in }
+        // The channel's owner: its server starts with the first message (one without a send
+        // time, which the subscribers do not count).
+        let first = await subscribers[0].request(topic, "new_message", ["body": "first"], joinRef: topic)
+        guard first.status == "ok" else { throw BenchAPI.Failure(description: "first message: \(first.response.jsonText)") }
+        let owner = try await cluster.owners(of: channels, redis: redis)[channels[0]]
+        let others = cluster.placed ? cluster.nodes.indices.filter { cluster.nodes[$0].name != owner } : []
+        let publishers = try await inBatches(load.publishers) { n in
+            let url = others.isEmpty ? cluster.wsURL(forNode: 0) : cluster.nodes[others[n % others.count]].wsURL
+            let client = PhoenixBenchClient(baseURL: url, token: users[0].token) { _ in }
             let joined = await client.join(topic)
             guard joined.status == "ok" else { throw BenchAPI.Failure(description: "publisher join: \(joined.response.jsonText)") }
             return client
         }
+        if let owner { print("fanout: the channel's owner is \(owner); publishers on \(others.map { cluster.nodes[$0].name })") }
         let acks = LatencyRecorder()
-        let cpu = ProcessCPU.Meter(pid: serverPID)
+        let metricsBefore = await cluster.metrics(api)
+        let cpu = cluster.cpuMeter()
+        let redisCPU = ProcessCPU.Meter(pid: await redisPID(redis))
         let start = nowNanos()
         let (published, failed) = await publishOnSchedule(rate: load.rate, seconds: load.seconds, publishers: publishers.count) { p in
             let sentAt = nowNanos()
@@ -109,56 +138,79 @@ enum Fanout {
         }
         let expected = published * load.subscribers
         await waitFor(expected) { deliveries.count }
-        let result = FanoutResult(target: "parley", published: published, failedPublishes: failed, expected: expected,
+        let (serverCPU, redisUsed) = (cpu.used, redisCPU.used)
+        let metricsAfter = await cluster.metrics(api)
+        var result = FanoutResult(target: "parley", published: published, failedPublishes: failed, expected: expected,
                                   delivered: deliveries.count, seconds: Double(max(deliveries.lastAt, start + 1) - start) / 1e9,
                                   deliver: deliveries.histogram, ack: acks.histogram,
-                                  serverCPUSeconds: cpu.used)
+                                  serverCPUSeconds: serverCPU, redisCPUSeconds: redisUsed)
+        if cluster.count > 1 {
+            let grew = { (name: String) in ClusterTarget.growth(name, from: metricsBefore, to: metricsAfter) / Double(max(published, 1)) }
+            // Received = the event's copies + forwarded requests (at the owner) + their replies
+            // + the owner's own publications echoed back to it.
+            let received = grew("parley_bus_received_total") - grew("parley_bus_ignored_total")
+            let forwarded = grew("parley_forwarded_requests_total")
+            let nodesWithSubscribers = Set((0..<load.subscribers).map { cluster.placed ? $0 % cluster.count : -1 })
+            result.bus = (grew("parley_bus_published_total"), received, received - 2 * forwarded,
+                          cluster.placed ? nodesWithSubscribers.filter { cluster.nodes[$0].name != owner }.count : cluster.count - 1)
+        }
         for client in subscribers + publishers { client.close() }
         return result
     }
 
-    /// nchan: `GET ws://…/sub/{channel}` subscribers, `POST http://…/pub/{channel}` publishers.
-    static func nchan(_ load: FanoutLoad, api: BenchAPI, url: String, serverPID: Int32?) async throws -> FanoutResult {
+    /// nchan: `GET ws://…/sub/{channel}` subscribers, `POST http://…/pub/{channel}` publishers,
+    /// spread over the instances (several nchan instances on one Redis are nchan's cluster).
+    static func nchan(_ load: FanoutLoad, api: BenchAPI, urls: [String], serverPIDs: [Int32], redis: RedisClient) async throws -> FanoutResult {
         let channel = "bench-\(UUID().uuidString.prefix(8).lowercased())"
-        let wsURL = url.replacingOccurrences(of: "http://", with: "ws://")
         let deliveries = LatencyRecorder()
-        let subscribers = try await inBatches(load.subscribers) { _ in
-            let socket = BenchSocket(url: "\(wsURL)/sub/\(channel)") { text in deliveries.record(carriedIn: text) }
+        let subscribers = try await inBatches(load.subscribers) { n in
+            let wsURL = urls[n % urls.count].replacingOccurrences(of: "http://", with: "ws://")
+            let socket = BenchSocket(url: "\(wsURL)/sub/\(channel)", onText: { text in deliveries.record(carriedIn: text) })
             await socket.waitOpen()
             if let error = socket.error { throw BenchAPI.Failure(description: "nchan subscriber: \(error)") }
             return socket
         }
-        let cpu = ProcessCPU.Meter(pid: serverPID)
+        let cpu = ProcessCPU.Meter(pids: serverPIDs)
+        let redisCPU = ProcessCPU.Meter(pid: await redisPID(redis))
         let start = nowNanos()
+        let turn = Atomic<Int>(0)
         let (published, failed) = await publishOnSchedule(rate: load.rate, seconds: load.seconds, publishers: load.publishers) { _ in
-            (try? await api.post(url: "\(url)/pub/\(channel)", body: "t=\(nowNanos())")) != nil
+            let url = urls[turn.add(1, ordering: .relaxed).oldValue % urls.count]
+            return (try? await api.post(url: "\(url)/pub/\(channel)", body: "t=\(nowNanos())")) != nil
         }
         let expected = published * load.subscribers
         await waitFor(expected) { deliveries.count }
         let result = FanoutResult(target: "nchan", published: published, failedPublishes: failed, expected: expected,
                                   delivered: deliveries.count, seconds: Double(max(deliveries.lastAt, start + 1) - start) / 1e9,
                                   deliver: deliveries.histogram,
-                                  serverCPUSeconds: cpu.used)
+                                  serverCPUSeconds: cpu.used, redisCPUSeconds: redisCPU.used)
         for socket in subscribers { socket.close() }
         return result
     }
 }
 
-/// CPU time (user + system) of a process and its children processes (nginx's workers).
+/// CPU time (user + system) of processes and their children (nginx's workers).
 enum ProcessCPU {
-    /// CPU a process used since the meter was made (nil without a readable process).
-    struct Meter {
-        let pid: Int32?
+    /// CPU the processes used since the meter was made (nil when none is readable).
+    struct Meter: Sendable {
+        let pids: [Int32]
         private let start: Double?
 
-        init(pid: Int32?) {
-            self.pid = pid
-            start = pid.flatMap(ProcessCPU.seconds(of:))
+        init(pid: Int32?) { self.init(pids: pid.map { [$0] } ?? []) }
+
+        init(pids: [Int32]) {
+            self.pids = pids
+            start = Self.total(pids)
         }
 
         var used: Double? {
-            guard let start, let now = pid.flatMap(ProcessCPU.seconds(of:)) else { return nil }
+            guard let start, let now = Self.total(pids) else { return nil }
             return now - start
+        }
+
+        private static func total(_ pids: [Int32]) -> Double? {
+            let each = pids.compactMap(ProcessCPU.seconds(of:))
+            return each.isEmpty ? nil : each.reduce(0, +)
         }
     }
 

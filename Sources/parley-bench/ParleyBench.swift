@@ -10,14 +10,32 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Load generator for a Parley node (Phoenix protocol over WebSockets).",
-        subcommands: [FanoutCommand.self, ChatCommand.self, ConnectionsCommand.self])
+        subcommands: [FanoutCommand.self, ChatCommand.self, ConnectionsCommand.self, FailoverCommand.self,
+                      HandoffCommand.self, PresenceCommand.self])
+}
+
+enum Placement: String, ExpressibleByArgument, Sendable {
+    /// Sockets go straight to chosen nodes (`--node`).
+    case nodes
+    /// Every socket through the entry address (HAProxy places them).
+    case haproxy
 }
 
 struct TargetOptions: ParsableArguments {
-    @Option(help: "The node's HTTP address.")
+    @Option(help: "The address clients use: HAProxy's, or the one node's.")
     var url = "http://127.0.0.1:4000"
-    @Option(help: "The Redis the node uses (for INFO commandstats and the redis-benchmark ceiling).")
+    @Option(name: .customLong("node"), help: "A node's own address (repeat for each: node-1, node-2, … in order).")
+    var nodeURLs: [String] = []
+    @Option(help: "Where cluster/up keeps the nodes' PID files (node-N.pid).")
+    var clusterDir = "var/cluster"
+    @Option(help: "With --node: sockets straight to chosen nodes (nodes) or all through --url (haproxy).")
+    var via: Placement = .nodes
+    @Option(help: "The Redis the nodes use (for INFO commandstats, leases, the redis-benchmark ceiling).")
     var redisURL = "redis://127.0.0.1:6380"
+    @Option(help: "The nodes' Redis key prefix (PARLEY_REDIS_PREFIX).")
+    var redisPrefix = "parley"
+    @Option(help: "The nodes' PostgreSQL (to check that every acknowledged message is stored).")
+    var databaseURL = "postgres://parley@127.0.0.1:5433/parley"
 
     var wsURL: String { url.replacingOccurrences(of: "http://", with: "ws://") }
 
@@ -37,15 +55,16 @@ struct TargetOptions: ParsableArguments {
 
 struct FanoutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "fanout",
-                                                    abstract: "One channel, many subscribers, publishers at a set rate.")
+                                                    abstract: "One channel, many subscribers (spread over the nodes), publishers at a set rate.")
     @OptionGroup var target: TargetOptions
     @Option(help: "Subscriber sockets on the channel.") var subscribers = 1000
     @Option(help: "Messages per second, all publishers together (8/s per publisher socket).") var rate = 40
     @Option(help: "Seconds of publishing.") var seconds = 10
     @Option(help: "Also run the same load against a peer first: nchan.") var peer: String?
-    @Option(help: "The peer's HTTP address (nchan: /sub/{id} WebSocket, /pub/{id} POST).") var peerURL = "http://127.0.0.1:4100"
-    @Option(help: "The node's process id, for its CPU time; default from var/parley/node-1.pid.") var nodePid: Int32?
-    @Option(help: "The peer's (nginx master's) process id, for its and its workers' CPU time; default from var/nchan/nginx.pid.") var peerPid: Int32?
+    @Option(name: .customLong("peer-url"), help: "A peer instance's HTTP address (nchan: /sub/{id} WebSocket, /pub/{id} POST); repeat for a peer cluster.")
+    var peerURLs: [String] = []
+    @Option(name: .customLong("peer-pid"), help: "A peer instance's (nginx master's) process id, for its and its workers' CPU time; repeat.")
+    var peerPIDs: [Int32] = []
 
     func validate() throws {
         guard (1...20_000).contains(subscribers), (1...2_000).contains(rate), (1...300).contains(seconds) else {
@@ -57,32 +76,41 @@ struct FanoutCommand: AsyncParsableCommand {
     func run() async throws {
         Connections.raiseDescriptorLimit()
         let load = FanoutLoad(subscribers: subscribers, rate: rate, seconds: seconds)
+        let cluster = target.cluster()
+        let redis = RedisClient(try RedisConfiguration(url: target.redisURL, poolSize: 1))
         try await target.withAPI { api in
             var report = Report(scenario: "fanout")
+            report.add("nodes", "nodes", cluster.count)
             report.add("subscribers", "subscribers", subscribers)
             report.add("publish rate", "rate_per_s", Double(rate), unit: "msg/s")
             report.add("publishing for", "seconds", Double(seconds), unit: "s")
             var peerResult: FanoutResult?
             if peer != nil {
-                print("fanout: nchan at \(peerURL)…")
-                peerResult = try await Fanout.nchan(load, api: api, url: peerURL, serverPID: peerPid ?? pid(in: "var/nchan/nginx.pid"))
+                let urls = peerURLs.isEmpty ? ["http://127.0.0.1:4100"] : peerURLs
+                print("fanout: nchan at \(urls.joined(separator: ", "))…")
+                report.add("nchan instances", "nchan_instances", urls.count)
+                peerResult = try await Fanout.nchan(load, api: api, urls: urls, serverPIDs: peerPIDs, redis: redis)
                 try await Task.sleep(for: .seconds(2))
             }
-            print("fanout: parley at \(target.url)…")
-            let parley = try await Fanout.parley(load, api: api, wsURL: target.wsURL, serverPID: nodePid ?? pid(in: "var/parley/node-1.pid"))
+            print("fanout: parley at \(cluster.nodes.map(\.url).joined(separator: ", "))…")
+            let parley = try await Fanout.parley(load, api: api, cluster: cluster, redis: redis)
             parley.add(to: &report, prefix: "parley")
             if let peerResult {
                 peerResult.add(to: &report, prefix: "nchan")
                 report.add("deliveries/s parley ÷ nchan", "ratio_deliveries", parley.deliveriesPerSecond / peerResult.deliveriesPerSecond, digits: 2)
                 let p99 = { (result: FanoutResult) in Double(result.deliver.valueAtPercentile(99)) }
                 report.add("publish→deliver p99 parley ÷ nchan", "ratio_p99", p99(parley) / p99(peerResult), digits: 2)
-                if let ours = parley.serverCPUSeconds, let theirs = peerResult.serverCPUSeconds {
-                    report.add("server CPU per delivery parley ÷ nchan", "ratio_cpu_per_delivery",
-                               (ours / Double(max(parley.delivered, 1))) / (theirs / Double(max(peerResult.delivered, 1))), digits: 2)
+                let perDelivery = { (seconds: Double?, result: FanoutResult) in seconds.map { $0 / Double(max(result.delivered, 1)) } }
+                if let ours = perDelivery(parley.serverCPUSeconds, parley), let theirs = perDelivery(peerResult.serverCPUSeconds, peerResult) {
+                    report.add("server CPU per delivery parley ÷ nchan", "ratio_cpu_per_delivery", ours / theirs, digits: 2)
+                }
+                if let ours = perDelivery(parley.redisCPUSeconds, parley), let theirs = perDelivery(peerResult.redisCPUSeconds, peerResult) {
+                    report.add("Redis CPU per delivery parley ÷ nchan", "ratio_redis_cpu_per_delivery", ours / theirs, digits: 2)
                 }
             }
             report.print()
         }
+        await redis.shutdown()
     }
 }
 
@@ -107,7 +135,7 @@ struct ChatCommand: AsyncParsableCommand {
         try await target.withAPI { api in
             var report = Report(scenario: "chat")
             try await Chat.run(ChatLoad(channels: channels, sendersPerChannel: senders, rate: rate, seconds: seconds),
-                               api: api, wsURL: target.wsURL, redis: redis, redisURL: target.redisURL, report: &report)
+                               api: api, cluster: target.cluster(), redis: redis, redisURL: target.redisURL, report: &report)
             report.print()
         }
         await redis.shutdown()
@@ -120,7 +148,7 @@ struct ConnectionsCommand: AsyncParsableCommand {
     @OptionGroup var target: TargetOptions
     @Option(help: "Connections.") var count = 10_000
     @Option(help: "Channels each connection joins.") var channels = 3
-    @Option(help: "The node's process id (for its RSS); default from var/parley/node-1.pid.") var nodePid: Int32?
+    @Option(help: "The node's process id (for its RSS); default from the cluster folder's node-1.pid.") var nodePid: Int32?
 
     func validate() throws {
         guard (1...19_000).contains(count), (0...20).contains(channels) else {
@@ -129,13 +157,14 @@ struct ConnectionsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let pid = nodePid ?? pid(in: "var/parley/node-1.pid") else {
-            throw ValidationError("no --node-pid and no var/parley/node-1.pid (start the node with cluster/up)")
+        let node = target.cluster().nodes[0]
+        guard let pid = nodePid ?? node.pid else {
+            throw ValidationError("no --node-pid and no \(target.clusterDir)/node-1.pid (start the node with cluster/up --nodes 1)")
         }
         try await target.withAPI { api in
             var report = Report(scenario: "connections")
             try await Connections.run(count: count, channelsPerConnection: channels, nodePID: pid, api: api,
-                                      wsURL: target.wsURL, report: &report)
+                                      nodeURL: node.url, report: &report)
             report.print()
         }
     }

@@ -28,6 +28,9 @@ struct Report {
         json[key] = .string(text)
     }
 
+    /// A value for the JSON line only.
+    mutating func attach(_ key: String, _ value: JSONValue) { json[key] = value }
+
     /// p50 / p99 / p99.9 / max of a latency histogram, in milliseconds.
     mutating func latency(_ label: String, _ key: String, _ histogram: Histogram<UInt64>) {
         guard histogram.totalCount > 0 else {

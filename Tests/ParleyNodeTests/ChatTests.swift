@@ -253,6 +253,30 @@ struct ChatTests {
     }
 }
 
+@Suite("A client that shuts its side")
+struct HalfClosedClientTests {
+    /// A client that sends FIN without a close frame (the server allows half-closed
+    /// connections): the socket ends, its joins are left, and the node forgets it.
+    @Test func isClosedAndForgotten() async throws {
+        try await withTimeout(.seconds(30)) {
+            try await NodeHarness.withNode { client, _ in
+                let (alice, _, channel, _) = try await ChatTests.room(client)
+                let socket = try StalledWebSocket(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
+                try socket.sendText(#"["1","1","channel:\#(channel)","phx_join",{}]"#)
+                func connections() async throws -> Int {
+                    let text = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
+                    let line = text.split(separator: "\n").first { $0.hasPrefix("parley_ws_connections ") }
+                    return line.flatMap { Int(Double($0.split(separator: " ")[1]) ?? -1) } ?? -1
+                }
+                #expect(await TestServices.eventually { (try? await connections()) == 1 })
+                socket.shutdownWrite()
+                #expect(await TestServices.eventually { (try? await connections()) == 0 }, "the half-closed socket is closed")
+                socket.close()
+            }
+        }
+    }
+}
+
 @Suite("A client too slow to read")
 struct SlowClientTests {
     /// A raw WebSocket client that joins and then never reads: once more than the outbox's
@@ -334,4 +358,7 @@ final class StalledWebSocket: @unchecked Sendable {
     }
 
     func close() { Glibc.close(fd) }
+
+    /// Shuts the client's sending side only (a FIN; the connection is half-closed).
+    func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 }

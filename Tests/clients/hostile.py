@@ -209,8 +209,9 @@ async def attack(node):
             await ws.recv()
         problems.append("a socket with a tampered token was upgraded")
     except websockets.InvalidStatus as refused:
-        # Hummingbird answers every refused upgrade with 400.
-        expect("ws: upgrade with a tampered token", refused.response.status_code, 400)
+        # A refused upgrade gets the API's error: 403 and the code in a JSON body.
+        expect("ws: upgrade with a tampered token", (refused.response.status_code, json.loads(refused.response.body)["error"]["code"]),
+               (403, "unauthorized"))
 
     # Joins of random channel ids, as fast as a socket sends them: refused, nothing started.
     refusals = {}
