@@ -144,7 +144,7 @@ struct HandoffCommand: AsyncParsableCommand {
             report.add("moved: longest time without an ack", "silence_moved", text: spread(moved.compactMap { silence[$0] }))
             report.add("others: longest time without an ack", "silence_others", text: spread(stayed.compactMap { silence[$0] }))
             report.add("usual time between a channel's acks", "typical_gap_ms", milliseconds(typical), unit: "ms")
-            report.add("handoffs counted by the old owners", "handoffs", Int(handoffs))
+            report.add("handoffs by the old owners (every channel they held moves, not only these)", "handoffs", Int(handoffs))
             report.add("writes blocked by the old owner, mean", "handoff_mean_ms",
                        grew("parley_handoffs_milliseconds_total") / max(handoffs, 1), unit: "ms", digits: 1)
             report.add("longest handoff on any old owner (since it started)", "handoff_longest_ms",
