@@ -1,10 +1,10 @@
 # Parley's node image. Build: docker build -t parley . (docker compose up builds it too).
 # Stage 1 compiles on the Swift toolchain image (Debian bookworm, as the runtime below);
-# stage 2 is a slim Debian with the two C libraries the node links (hiredis, libpq) and curl
+# stage 2 is a slim Debian with the C libraries the node links (hiredis, libpq, jemalloc) and curl
 # for the health check. The Swift runtime is linked in statically.
 FROM swift:6.1-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libhiredis-dev libpq-dev pkg-config \
+    && apt-get install -y --no-install-recommends libhiredis-dev libpq-dev libjemalloc-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest first: the dependencies resolve in a layer of their own.
@@ -17,7 +17,7 @@ RUN swift build -c release --product parley --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libhiredis0.14 libpq5 libstdc++6 zlib1g curl ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libhiredis0.14 libpq5 libjemalloc2 libstdc++6 zlib1g curl ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home parley
 COPY --from=build /out/parley /usr/local/bin/parley

@@ -42,6 +42,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var backends: BackendOptions
 
     func run() async throws {
+        Allocator.configure()
         var configuration = NodeConfiguration()
         try node.apply(to: &configuration)
         try backends.apply(to: &configuration)

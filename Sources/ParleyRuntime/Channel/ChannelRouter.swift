@@ -65,6 +65,12 @@ public final class ChannelRouter: Service {
     private let counters = SharedStats()
     /// Nodes that did not answer a request lately, and until when they are passed over.
     private let suspects = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// The holders of channels this node forwarded writes to lately, read from the lease
+    /// store and kept for a second (or until a forward to them fails or is refused), so that a
+    /// busy remote channel costs no lease read per write. The owner checks every forwarded
+    /// write itself: a stale entry costs one refused round trip, then a fresh read.
+    private let remoteOwners = Mutex<[String: (holder: String, until: ContinuousClock.Instant)]>([:])
+    private static let remoteOwnerTTL = Duration.seconds(1)
     /// The node's batched `client_msg_id` lookups in the store.
     public let lookup: ClientMessageLookup
 
@@ -163,6 +169,7 @@ public final class ChannelRouter: Service {
     /// holder) the ring's preferred live node, passing over nodes that just failed to answer.
     private func resolve(_ channel: String) async throws -> Route {
         if let server = await localServer(channel), await server.isAccepting { return .local }
+        if let node = rememberedOwner(of: channel) { return .remote(node) }
         let key = EntityKey.channel(channel)
         let holder = try await backend { try await leases.holder(of: key) }
         if let holder {
@@ -173,11 +180,27 @@ public final class ChannelRouter: Service {
                 // Its owner died or is paused: wait for the lease to lapse.
                 throw ChannelError.notOwner
             }
+            remoteOwners.withLock { owners in
+                if owners.count > 10_000 {
+                    let now = ContinuousClock.now
+                    owners = owners.filter { $0.value.until > now }
+                }
+                owners[channel] = (holder, .now + Self.remoteOwnerTTL)
+            }
             return .remote(node.name)
         }
         guard let preferred = preferredNode(for: channel) else { return .local }
         return preferred == identity.name ? .local : .remote(preferred)
     }
+
+    /// The remembered holder of `channel` while it is fresh, live and not suspect.
+    private func rememberedOwner(of channel: String) -> String? {
+        guard let (holder, until) = remoteOwners.withLock({ $0[channel] }), until > .now,
+              membership.isLive(holder), let node = NodeIdentity(holder), !isSuspect(node.name) else { return nil }
+        return node.name
+    }
+
+    private func forgetOwner(of channel: String) { _ = remoteOwners.withLock { $0.removeValue(forKey: channel) } }
 
     /// The ring's preferred live owner of `channel`, passing over nodes that just failed to
     /// answer (nil for an empty ring).
@@ -215,13 +238,18 @@ public final class ChannelRouter: Service {
         } catch {
             counters.value.withLock { $0.forwardFailures += 1 }
             suspects.withLock { $0[node] = .now + settings.leaseTTL }
+            forgetOwner(of: channel)
             throw ChannelError.notOwner
         }
         counters.value.withLock {
             $0.forwarded += 1
             $0.forwardMilliseconds += (ContinuousClock.now - started).milliseconds
         }
-        if let error = ChannelError(json: answer) { throw error }
+        if let error = ChannelError(json: answer) {
+            // Refused as not its owner's (or it could not serve now): read the holder again.
+            if error.isRetriable { forgetOwner(of: channel) }
+            throw error
+        }
         guard let reply = ChannelReply(json: answer) else { throw ChannelError.unavailable("a malformed answer from \(node)") }
         return reply
     }

@@ -39,7 +39,9 @@ public final class ClusterBusService: EventPublisher, Service {
     private let outgoing = WorkQueue<(BusAddress, [UInt8])>()
     /// Topics whose local subscriber count crossed zero, for the subscription loop.
     private let activity = WorkQueue<String>()
-    private let pending = Mutex<[String: CheckedContinuation<JSONValue, any Error>]>([:])
+    private let pending = Mutex<[String: Waiting]>([:])
+    /// Set once the request sweep ended (the service stops): requests fail at once.
+    private let stopped = Atomic<Bool>(false)
     private let handlers = Mutex<(request: RequestHandler?, control: ControlHandler?)>((nil, nil))
     private let counters = Mutex(Stats())
     private let probe = Mutex<(passed: Bool, token: String?)>((false, nil))
@@ -107,20 +109,51 @@ public final class ClusterBusService: EventPublisher, Service {
         counters.withLock { $0.requestsSent += 1 }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                pending.withLock { $0[id] = continuation }
+                // No timer per request: the send loop's sweep fails those past their deadline.
+                pending.withLock { $0[id] = Waiting(continuation: continuation, deadline: .now + timeout, node: node, timeout: timeout) }
+                if stopped.load(ordering: .acquiring) {
+                    pending.withLock { $0.removeValue(forKey: id) }?.continuation.resume(throwing: ChannelError.unavailable("the node is stopping"))
+                    return
+                }
                 enqueue(topic: nil, node: node,
                         BusEnvelope(sender: identity, body: .request(id: id, replyTo: identity.name, body: body)))
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    if let waiting = self.pending.withLock({ $0.removeValue(forKey: id) }) {
-                        self.counters.withLock { $0.requestsTimedOut += 1 }
-                        waiting.resume(throwing: ChannelError.unavailable("node \(node) did not answer within \(timeout)"))
-                    }
-                }
             }
         } onCancel: {
-            self.pending.withLock { $0.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+            self.pending.withLock { $0.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// A request waiting for its reply.
+    private struct Waiting {
+        let continuation: CheckedContinuation<JSONValue, any Error>
+        let deadline: ContinuousClock.Instant
+        let node: String
+        let timeout: Duration
+    }
+
+    /// Fails the requests whose deadline passed, every 50 ms (one loop for all of them).
+    private func expireRequests() async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(50)) }
+            let now = ContinuousClock.now
+            let expired = pending.withLock { pending -> [Waiting] in
+                let overdue = pending.filter { $0.value.deadline <= now }
+                for id in overdue.keys { pending[id] = nil }
+                return Array(overdue.values)
+            }
+            guard !expired.isEmpty else { continue }
+            counters.withLock { $0.requestsTimedOut += expired.count }
+            for waiting in expired {
+                waiting.continuation.resume(throwing: ChannelError.unavailable("node \(waiting.node) did not answer within \(waiting.timeout)"))
+            }
+        }
+        // Stopping: nothing will answer now.
+        stopped.store(true, ordering: .releasing)
+        let left = pending.withLock { pending in
+            defer { pending.removeAll() }
+            return Array(pending.values)
+        }
+        for waiting in left { waiting.continuation.resume(throwing: ChannelError.unavailable("the node is stopping")) }
     }
 
     private func enqueue(topic: String?, node: String?, _ envelope: BusEnvelope) {
@@ -171,6 +204,7 @@ public final class ClusterBusService: EventPublisher, Service {
             group.addTask { await self.subscriptionLoop() }
             group.addTask { await self.bus.run { delivery in await self.receive(delivery) } }
             group.addTask { await self.probeUntilPassed() }
+            group.addTask { await self.expireRequests() }
             group.addTask {
                 try? await gracefulShutdown()
                 self.outgoing.finish()
@@ -245,7 +279,7 @@ public final class ClusterBusService: EventPublisher, Service {
                 self.enqueue(topic: nil, node: replyTo, BusEnvelope(sender: self.identity, body: .reply(id: id, body: answer)))
             }
         case .reply(let id, let body):
-            pending.withLock { $0.removeValue(forKey: id) }?.resume(returning: body)
+            pending.withLock { $0.removeValue(forKey: id) }?.continuation.resume(returning: body)
         case .control("probe", let body):
             guard envelope.sender == identity else { return }
             probe.withLock { probe in
