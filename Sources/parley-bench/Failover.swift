@@ -20,6 +20,22 @@ struct ChurnOptions: ParsableArguments {
             throw ValidationError("this scenario needs a cluster: --node for each node (cluster/bench passes them)")
         }
     }
+
+    /// Sets the members up on the target's cluster and runs `body` with them and the
+    /// monotonic time their load ends.
+    func run(_ target: TargetOptions, prefix: String,
+             _ body: (ClusterTarget, RedisClient, BenchAPI, ChurnSetup, UInt64) async throws -> Void) async throws {
+        Connections.raiseDescriptorLimit()
+        let cluster = target.cluster()
+        try validate(cluster)
+        let redis = RedisClient(try RedisConfiguration(url: target.redisURL, poolSize: 1))
+        try await target.withAPI { api in
+            let setup = try await ChurnSetup.make(api: api, cluster: cluster, channels: channels, perChannel: members,
+                                                  perSecond: perSecond, prefix: prefix)
+            try await body(cluster, redis, api, setup, nowNanos() + UInt64(warmup + seconds) * 1_000_000_000)
+        }
+        await redis.shutdown()
+    }
 }
 
 struct FailoverCommand: AsyncParsableCommand {
@@ -30,15 +46,7 @@ struct FailoverCommand: AsyncParsableCommand {
     @OptionGroup var load: ChurnOptions
 
     func run() async throws {
-        Connections.raiseDescriptorLimit()
-        let cluster = target.cluster()
-        try load.validate(cluster)
-        let redis = RedisClient(try RedisConfiguration(url: target.redisURL, poolSize: 1))
-        try await target.withAPI { api in
-            let setup = try await ChurnSetup.make(api: api, cluster: cluster, channels: load.channels, perChannel: load.members,
-                                                  perSecond: load.perSecond, prefix: "failover")
-            let start = nowNanos()
-            let end = start + UInt64(load.warmup + load.seconds) * 1_000_000_000
+        try await load.run(target, prefix: "failover") { cluster, redis, _, setup, end in
             let event = Mutex<(victim: String, at: UInt64, owned: [String])?>(nil)
             try await setup.run(until: end) {
                 try await Task.sleep(for: .seconds(load.warmup))
@@ -82,7 +90,6 @@ struct FailoverCommand: AsyncParsableCommand {
             outcome.add(to: &report)
             report.print()
         }
-        await redis.shutdown()
     }
 }
 
@@ -97,15 +104,7 @@ struct HandoffCommand: AsyncParsableCommand {
     @Option(help: "The new node's name (as its leases name it).") var newNode = "node-4"
 
     func run() async throws {
-        Connections.raiseDescriptorLimit()
-        let cluster = target.cluster()
-        try load.validate(cluster)
-        let redis = RedisClient(try RedisConfiguration(url: target.redisURL, poolSize: 1))
-        try await target.withAPI { api in
-            let setup = try await ChurnSetup.make(api: api, cluster: cluster, channels: load.channels, perChannel: load.members,
-                                                  perSecond: load.perSecond, prefix: "handoff")
-            let start = nowNanos()
-            let end = start + UInt64(load.warmup + load.seconds) * 1_000_000_000
+        try await load.run(target, prefix: "handoff") { cluster, redis, api, setup, end in
             let metricsBefore = await cluster.metrics(api)
             let moves = Mutex<(added: UInt64, ready: UInt64, before: [String: String], moved: [String: (to: String, at: UInt64)])>((0, 0, [:], [:]))
             try await setup.run(until: end) {
@@ -152,7 +151,6 @@ struct HandoffCommand: AsyncParsableCommand {
             outcome.add(to: &report)
             report.print()
         }
-        await redis.shutdown()
     }
 }
 

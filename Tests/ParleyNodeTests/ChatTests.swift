@@ -263,14 +263,9 @@ struct HalfClosedClientTests {
                 let (alice, _, channel, _) = try await ChatTests.room(client)
                 let socket = try StalledWebSocket(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
                 try socket.sendText(#"["1","1","channel:\#(channel)","phx_join",{}]"#)
-                func connections() async throws -> Int {
-                    let text = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
-                    let line = text.split(separator: "\n").first { $0.hasPrefix("parley_ws_connections ") }
-                    return line.flatMap { Int(Double($0.split(separator: " ")[1]) ?? -1) } ?? -1
-                }
-                #expect(await TestServices.eventually { (try? await connections()) == 1 })
+                #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 1 })
                 socket.shutdownWrite()
-                #expect(await TestServices.eventually { (try? await connections()) == 0 }, "the half-closed socket is closed")
+                #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 0 }, "the half-closed socket is closed")
                 socket.close()
             }
         }
@@ -290,20 +285,15 @@ struct SlowClientTests {
                 #expect(try await reader.reply(to: reader.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
                 let stalled = try StalledWebSocket(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
                 try stalled.sendText(#"["1","1","\#(topic)","phx_join",{}]"#)
-                func gauge(_ name: String) async throws -> Int {
-                    let text = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
-                    let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
-                    return line.flatMap { Int(Double($0.split(separator: " ")[1]) ?? -1) } ?? -1
-                }
-                #expect(await TestServices.eventually { (try? await gauge("parley_ws_connections")) == 2 })
+                #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 2 })
                 let body = JSONValue.string(String(repeating: "x", count: 3900))
                 // The kernel takes up to a few MB for a socket that does not read before the
                 // node sees anything waiting: send well beyond that.
                 for _ in 1...1500 {
                     _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": body])
                 }
-                #expect(await TestServices.eventually { (try? await gauge("parley_ws_connections")) == 1 }, "the stalled socket is closed")
-                #expect(try await gauge("parley_broadcast_dropped_total") >= 1)
+                #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 1 }, "the stalled socket is closed")
+                #expect(try await client.gauge("parley_broadcast_dropped_total") >= 1)
                 var seqs: [Int64] = []
                 while seqs.count < 1500 { seqs.append(try await reader.event("message_created", on: topic)["seq"]?.intValue ?? -1) }
                 #expect(seqs == Array(1...1500))

@@ -71,6 +71,13 @@ struct TestUser: Sendable {
 }
 
 extension TestClientProtocol {
+    /// A metric of the node's `/metrics`, as an integer (-1 when it is missing).
+    func gauge(_ name: String) async throws -> Int {
+        let text = try await execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
+        let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+        return line.flatMap { Int(Double($0.split(separator: " ")[1]) ?? -1) } ?? -1
+    }
+
     /// Sends a JSON request and returns the status and the JSON answer.
     func json(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, body: JSONValue? = nil,
               raw: String? = nil) async throws -> (HTTPResponse.Status, JSONValue) {
