@@ -272,6 +272,34 @@ struct HalfClosedClientTests {
     }
 }
 
+@Suite("Refused upgrades")
+struct RefusedUpgradeTests {
+    /// Every upgrade the node does not take gets an answer with a stable code and the
+    /// connection closed — never a dropped connection (swift-nio's upgrader keeps the request
+    /// of a refused upgrade, so the router cannot serve it).
+    @Test func areAnsweredWithTheirCode() async throws {
+        try await withTimeout(.seconds(30)) {
+            try await NodeHarness.withNode { client, _ in
+                let port = client.port!
+                let websocket = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+                let cases: [(String, String, String)] = [
+                    ("GET /socket/websocket?vsn=2.0.0&token=forged HTTP/1.1\r\nHost: x\r\n\(websocket)", "403", "unauthorized"),
+                    ("GET /socket/websocket?vsn=9.9.9 HTTP/1.1\r\nHost: x\r\n\(websocket)", "400", "invalid_payload"),
+                    ("GET /healthz HTTP/1.1\r\nHost: x\r\n\(websocket)", "404", "not_found"),
+                    ("GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__", "400", "invalid_payload"),
+                ]
+                for (request, status, code) in cases {
+                    let answer = try await StalledWebSocket.exchange(port: port, request + "\r\n\r\n")
+                    #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(request.prefix(40)): \(answer.prefix(80))")
+                    #expect(answer.contains(#""code":"\#(code)""#), "\(request.prefix(40)): \(answer)")
+                }
+                // The same connection path still serves plain requests.
+                #expect(try await StalledWebSocket.exchange(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+            }
+        }
+    }
+}
+
 @Suite("A client too slow to read")
 struct SlowClientTests {
     /// A raw WebSocket client that joins and then never reads: once more than the outbox's
@@ -312,7 +340,21 @@ final class StalledWebSocket: @unchecked Sendable {
     struct Failure: Error { let step: String }
 
     init(port: Int, path: String) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = try Self.connected(port: port)
+        try send(Array(("GET \(path) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8))
+        var response: [UInt8] = []
+        var byte: UInt8 = 0
+        while !response.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
+            guard recv(fd, &byte, 1, 0) == 1 else { throw Failure(step: "upgrade response") }
+            response.append(byte)
+        }
+        guard String(decoding: response, as: UTF8.self).hasPrefix("HTTP/1.1 101") else { throw Failure(step: "upgrade refused") }
+    }
+
+    /// A socket with a small receive buffer, connected to the node.
+    private static func connected(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var size: Int32 = 2048
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -323,15 +365,34 @@ final class StalledWebSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw Failure(step: "connect") }
-        try send(Array(("GET \(path) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8))
-        var response: [UInt8] = []
-        var byte: UInt8 = 0
-        while !response.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
-            guard recv(fd, &byte, 1, 0) == 1 else { throw Failure(step: "upgrade response") }
-            response.append(byte)
+        return fd
+    }
+
+    /// Sends `request` as it is and returns all the node answers until it closes the
+    /// connection (2 s at most), on a thread of its own (the calls block).
+    static func exchange(port: Int, _ request: String) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try blockingExchange(port: port, request) }) }
         }
-        guard String(decoding: response, as: UTF8.self).hasPrefix("HTTP/1.1 101") else { throw Failure(step: "upgrade refused") }
+    }
+
+    private static func blockingExchange(port: Int, _ request: String) throws -> String {
+        let fd = try connected(port: port)
+        defer { Glibc.close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(request.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
+            throw Failure(step: "send")
+        }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            guard count > 0 else { break }
+            answer += chunk.prefix(count)
+        }
+        return String(decoding: answer, as: UTF8.self)
     }
 
     /// One masked text frame (an all-zero mask: the payload goes as it is).

@@ -99,7 +99,8 @@ struct HealthTests {
         let postgres = try await PrivatePostgres()
         try await withTimeout(.seconds(60)) {
             try await withNode(databaseURL: postgres.url) { client in
-                try await client.execute(uri: "/readyz", method: .get) { response in #expect(response.status == .ok) }
+                // Ready once the probe through the bus came back.
+                #expect(await TestServices.eventually { (try? await client.execute(uri: "/readyz", method: .get) { $0.status }) == .ok })
                 try await postgres.freeze()
                 do {
                     try await client.execute(uri: "/readyz", method: .get) { response in

@@ -48,6 +48,8 @@ struct ParleyHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             // What the upgrade check found (the socket's serializer and user), for the handler;
             // or why it refused.
             let admitted = NIOLoopBoundBox<Result<SocketAdmission, APIError>?>(nil, eventLoop: channel.eventLoop)
+            // Whether the first request asked for any upgrade (one nobody takes loses its request too).
+            let askedUpgrade = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: SocketRoutes.maximumFrameBytes,
                 shouldUpgrade: { channel, head in
@@ -93,6 +95,9 @@ struct ParleyHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                             switch admitted.value {
                             case .failure(let refusal)?: return UpgradeResult.refused(http, refusal)
                             case .success?: return UpgradeResult.refused(http, APIError.unavailable)
+                            case nil where askedUpgrade.value:
+                                return UpgradeResult.refused(http, APIError(.badRequest, "invalid_payload",
+                                                                            "no such upgrade here; WebSocket upgrades are taken on /socket/websocket"))
                             case nil: return UpgradeResult.notUpgraded(http)
                             }
                         }
@@ -104,6 +109,8 @@ struct ParleyHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
             configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            let upgrading = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<UpgradeResult>.self)
+            try channel.pipeline.syncOperations.addHandler(UpgradeSniffer(asked: askedUpgrade), position: .before(upgrading))
             return Value(upgradeResult: result, channel: channel)
         }
     }
@@ -138,6 +145,25 @@ extension ParleyHTTPChannel {
         } catch {
             logger.trace("could not answer a refused upgrade", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// Notes whether the connection's first request asks for an upgrade, then leaves the
+/// pipeline: swift-nio's upgrade handler keeps such a request to itself, even when no upgrader
+/// takes it (`Upgrade: h2c`, say), so the node answers it with an error instead of serving it.
+final class UpgradeSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    private let asked: NIOLoopBoundBox<Bool>
+
+    init(asked: NIOLoopBoundBox<Bool>) { self.asked = asked }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        asked.value = head.headers.contains(name: "upgrade")
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
 

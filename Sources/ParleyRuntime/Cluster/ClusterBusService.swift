@@ -109,7 +109,7 @@ public final class ClusterBusService: EventPublisher, Service {
         counters.withLock { $0.requestsSent += 1 }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                // No timer per request: the send loop's sweep fails those past their deadline.
+                // No timer per request: one sweep (`expireRequests`) fails those past their deadline.
                 pending.withLock { $0[id] = Waiting(continuation: continuation, deadline: .now + timeout, node: node, timeout: timeout) }
                 if stopped.load(ordering: .acquiring) {
                     pending.withLock { $0.removeValue(forKey: id) }?.continuation.resume(throwing: ChannelError.unavailable("the node is stopping"))
