@@ -37,8 +37,6 @@ struct TargetOptions: ParsableArguments {
     @Option(help: "The nodes' PostgreSQL (to check that every acknowledged message is stored).")
     var databaseURL = "postgres://parley@127.0.0.1:5433/parley"
 
-    var wsURL: String { url.replacingOccurrences(of: "http://", with: "ws://") }
-
     func withAPI<R: Sendable>(_ body: (BenchAPI) async throws -> R) async throws -> R {
         let http = HTTPClient(eventLoopGroupProvider: .singleton,
                               configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
