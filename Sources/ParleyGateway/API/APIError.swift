@@ -15,8 +15,11 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONResponse(["error": ["code": .string(code), "message": .string(message)]], status: status).response
+        JSONResponse(body, status: status).response
     }
+
+    /// The response body: `{"error": {"code", "message"}}`.
+    var body: JSONValue { ["error": ["code": .string(code), "message": .string(message)]] }
 
     static let unauthorized = APIError(.unauthorized, "unauthorized", "a valid bearer token is required")
     /// A backend failure: clients see this generic answer, the detail goes to the log.

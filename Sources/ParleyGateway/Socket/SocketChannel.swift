@@ -131,7 +131,7 @@ struct ParleyHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 extension ParleyHTTPChannel {
     /// Answers a refused upgrade with its error (the API's JSON form) and closes.
     static func answer(_ refusal: APIError, on http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, logger: Logger) async {
-        let body = ByteBuffer(bytes: JSONValue.object(["error": ["code": .string(refusal.code), "message": .string(refusal.message)]]).jsonBytes)
+        let body = ByteBuffer(bytes: refusal.body.jsonBytes)
         do {
             try await http.executeThenClose { _, outbound in
                 try await outbound.write(contentsOf: [
