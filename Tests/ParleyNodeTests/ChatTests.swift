@@ -261,7 +261,7 @@ struct HalfClosedClientTests {
         try await withTimeout(.seconds(30)) {
             try await NodeHarness.withNode { client, _ in
                 let (alice, _, channel, _) = try await ChatTests.room(client)
-                let socket = try StalledWebSocket(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
+                let socket = try await StalledWebSocket.open(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
                 try socket.sendText(#"["1","1","channel:\#(channel)","phx_join",{}]"#)
                 #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 1 })
                 socket.shutdownWrite()
@@ -311,14 +311,22 @@ struct SlowClientTests {
                 let topic = "channel:\(channel)"
                 let reader = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(alice.token)")
                 #expect(try await reader.reply(to: reader.push(topic, "phx_join", [:], joinRef: "1")).status == "ok")
-                let stalled = try StalledWebSocket(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
+                let stalled = try await StalledWebSocket.open(port: client.port!, path: "/socket/websocket?vsn=2.0.0&token=\(alice.token)")
                 try stalled.sendText(#"["1","1","\#(topic)","phx_join",{}]"#)
                 #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 2 })
                 let body = JSONValue.string(String(repeating: "x", count: 3900))
                 // The kernel takes up to a few MB for a socket that does not read before the
                 // node sees anything waiting: send well beyond that.
-                for _ in 1...1500 {
-                    _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": body])
+                // Ten writers at once: the seqs still run 1...1500 on the channel.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<10 {
+                        group.addTask {
+                            for _ in 0..<150 {
+                                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": body])
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
                 }
                 #expect(await TestServices.eventually { (try? await client.gauge("parley_ws_connections")) == 1 }, "the stalled socket is closed")
                 #expect(try await client.gauge("parley_broadcast_dropped_total") >= 1)
@@ -350,6 +358,14 @@ final class StalledWebSocket: @unchecked Sendable {
             response.append(byte)
         }
         guard String(decoding: response, as: UTF8.self).hasPrefix("HTTP/1.1 101") else { throw Failure(step: "upgrade refused") }
+    }
+
+    /// Connects and upgrades on a thread of its own: the calls block, and a blocked
+    /// cooperative thread starves the node under test (and every other test of the process).
+    static func open(port: Int, path: String) async throws -> StalledWebSocket {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try StalledWebSocket(port: port, path: path) }) }
+        }
     }
 
     /// A socket with a small receive buffer, connected to the node.

@@ -121,7 +121,7 @@ struct ChannelRouterTests {
     /// Issue 15.5: a node joining takes over the channels the ring now gives it, by handoff;
     /// writes during the move wait and succeed, seqs continue without a gap.
     @Test func aJoiningNodeTakesItsChannelsByHandoff() async throws {
-        let cluster = MemoryCluster()
+        let cluster = MemoryCluster(settings: .handoffTests)
         let first = try await cluster.node("a")
         #expect(await first.ready())
         let channels = (0..<40).map { "c\($0)" }
@@ -150,7 +150,7 @@ extension ChannelRouterTests {
     /// to the node the ring now prefers (which takes it on the notice and continues the seq),
     /// starts nothing more, and its own clients' writes go to the new owners.
     @Test func aDrainingNodeHandsEveryChannelOffAndStartsNothing() async throws {
-        let cluster = MemoryCluster()
+        let cluster = MemoryCluster(settings: .handoffTests)
         let leaving = try await cluster.node("a")
         let staying = try await cluster.node("b")
         defer { Task { await leaving.stop(); await staying.stop() } }
@@ -183,6 +183,13 @@ extension ChannelRouterTests {
         #expect(await leaving.router.runningCount == 0, "a draining node starts no channel server")
         #expect(leaving.router.stats().forwarded >= channels.count)
     }
+}
+
+extension ChannelRouter.Settings {
+    /// For tests of planned handoffs, which must not turn into lapsed leases when the test
+    /// process is starved of CPU for a second or two (as on a CI machine running every suite
+    /// at once): a lease provable for 8 s less a 1.6 s margin.
+    static let handoffTests = ChannelRouter.Settings(leaseTTL: .seconds(8), tick: .milliseconds(50))
 }
 
 extension ChannelReply {

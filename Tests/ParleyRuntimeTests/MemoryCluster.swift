@@ -38,7 +38,7 @@ final class MemoryNode: Sendable {
     init(name: String, cluster: MemoryCluster, directory: any Directory) {
         let identity = NodeIdentity.booting(name: name)
         membership = ClusterMembership(record: NodeRecord(identity: identity, address: "memory", startedAt: 0), store: cluster.registry,
-                                       interval: .milliseconds(50), ttl: .milliseconds(200))
+                                       interval: .milliseconds(50), ttl: .seconds(2))
         bus = ClusterBusService(identity: identity, bus: MemoryClusterBus(hub: cluster.hub), broadcaster: Broadcaster(),
                                 log: cluster.log, store: cluster.store)
         buffer = MessageBuffer(store: cluster.store, log: cluster.log, batchSize: 10, batchDelay: .milliseconds(50))
