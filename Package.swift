@@ -110,12 +110,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Adapters that deliver notifications: webhooks (async-http-client), mail (SMTP).
+        .target(
+            name: "ParleyDelivery",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The composition root: the one place that wires the Redis and PostgreSQL adapters into
         // the runtime and the gateway (the executable runs it; node tests start nodes with it).
         .target(
             name: "ParleyWiring",
             dependencies: [
-                "ParleyCore", "ParleyAuth", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway",
+                "ParleyCore", "ParleyAuth", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway", "ParleyDelivery",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

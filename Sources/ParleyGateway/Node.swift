@@ -18,6 +18,10 @@ public struct Node: Sendable {
     public let broadcaster: Broadcaster
     public let buffer: MessageBuffer
     public let presence: PresenceTracker
+    /// Notification jobs (shared by the nodes through `jobs`) run here too.
+    public let notifications: NotificationServer
+    public let jobs: any JobQueue
+    public let notificationStore: any NotificationStore
     public let tokens: TokenIssuer
     public let passwords: PasswordHasher
     public let limits: PayloadLimits
@@ -34,7 +38,8 @@ public struct Node: Sendable {
 
     public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: BackendHandles, directory: any Directory,
                 membership: ClusterMembership, bus: ClusterBusService, channels: ChannelRouter, buffer: MessageBuffer,
-                presence: PresenceTracker, tokens: TokenIssuer, passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(),
+                presence: PresenceTracker, notifications: NotificationServer, jobs: any JobQueue,
+                notificationStore: any NotificationStore, tokens: TokenIssuer, passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(),
                 logger: Logger) {
         self.configuration = configuration
         self.identity = identity
@@ -46,6 +51,9 @@ public struct Node: Sendable {
         self.broadcaster = bus.broadcaster
         self.buffer = buffer
         self.presence = presence
+        self.notifications = notifications
+        self.jobs = jobs
+        self.notificationStore = notificationStore
         self.tokens = tokens
         self.passwords = passwords
         self.limits = limits
@@ -59,8 +67,9 @@ public struct Node: Sendable {
     }
 
     /// The node's long-running services, in start order (shutdown runs the other way: sockets
-    /// close, channels hand off and release, the bus and the heartbeat stop, the buffer flushes).
-    public var services: [any Service] { [buffer, membership, bus, channels, presence, sockets, memory] }
+    /// close, notification jobs finish or are left to their leases, channels hand off and
+    /// release, the bus and the heartbeat stop, the buffer flushes).
+    public var services: [any Service] { [buffer, membership, bus, channels, presence, notifications.worker, sockets, memory] }
 
     /// Membership changes move channels (handoff) and reap a dead node's presence; controls
     /// from other nodes reach the router and the sockets.

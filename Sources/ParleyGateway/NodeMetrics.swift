@@ -51,9 +51,15 @@ public final class NodeMetrics: Sendable {
     private let holesRepaired: Counter
     private let repairs: Counter
     private let presenceReaped: Counter
+    private let jobs: [String: Counter]
+    private let jobsRunning: Gauge
+    private let notificationsSent: [String: Counter]
+    private let notificationsAllRead: Counter
+    private let deliveryFailures: Counter
     private let lastSeen = Mutex<[String: Int]>([:])
 
     public init(identity: NodeIdentity) {
+        let registry = registry
         connections = registry.makeGauge(descriptor: Self.name("ws_connections", unit: "", help: "Open WebSocket connections"))
         framesIn = registry.makeCounter(descriptor: Self.name("ws_frames_in_total", unit: "", help: "Frames received from clients"))
         joins = registry.makeCounter(descriptor: Self.name("ws_joins_total", unit: "", help: "Successful channel joins"))
@@ -96,6 +102,21 @@ public final class NodeMetrics: Sendable {
         holesRepaired = registry.makeCounter(descriptor: Self.name("feed_messages_repaired_total", unit: "", help: "Messages delivered by reading the log/store because the bus lost or reordered them"))
         repairs = registry.makeCounter(descriptor: Self.name("feed_repairs_total", unit: "", help: "Hole repairs of channel feeds"))
         presenceReaped = registry.makeCounter(descriptor: Self.name("presence_reaped_total", unit: "", help: "Presence metas of dead nodes this node removed"))
+        jobs = Dictionary(uniqueKeysWithValues: ["claimed", "completed", "retried", "dead", "snoozed", "lost"].map { outcome in
+            (outcome, registry.makeCounter(descriptor: Self.name("jobs_total", unit: "",
+                                                                 help: "Notification jobs run here, by outcome (claimed; completed, retried, dead, snoozed, lost to another node or a cancel)"),
+                                           labels: [("queue", "notifications"), ("outcome", outcome)]))
+        })
+        jobsRunning = registry.makeGauge(descriptor: Self.name("jobs_running", unit: "", help: "Jobs running here now"),
+                                         labels: [("queue", "notifications")])
+        notificationsSent = Dictionary(uniqueKeysWithValues: ["in_app", "webhook", "email"].map { kind in
+            (kind, registry.makeCounter(descriptor: Self.name("notifications_sent_total", unit: "", help: "Notifications delivered, by kind"),
+                                        labels: [("kind", kind)]))
+        })
+        notificationsAllRead = registry.makeCounter(descriptor: Self.name("notifications_suppressed_read_total", unit: "",
+                                                                          help: "Digests not sent because their messages were read first"))
+        deliveryFailures = registry.makeCounter(descriptor: Self.name("notification_delivery_failures_total", unit: "",
+                                                                      help: "Webhook and email attempts that failed (retried or dead)"))
         drainingGauge = registry.makeGauge(descriptor: Self.name("draining", unit: "", help: "1 while this node drains (SIGTERM): it hands off its channels and closes its sockets"))
         registry.makeGauge(descriptor: Self.name("node_info", unit: "", help: "This node"), labels: [("node", identity.description), ("version", ParleyVersion.current)]).set(to: 1.0)
     }
@@ -151,6 +172,18 @@ public final class NodeMetrics: Sendable {
         advance(storeErrors, "errors", to: stored.errors)
         pending.set(to: Double(stored.pending))
         lag.set(to: Double(stored.lagMilliseconds))
+        let worker = node.notifications.worker.stats()
+        for (outcome, total) in [("claimed", worker.claimed), ("completed", worker.completed), ("retried", worker.retried),
+                                 ("dead", worker.dead), ("snoozed", worker.snoozed), ("lost", worker.lost)] {
+            if let counter = jobs[outcome] { advance(counter, "jobs_" + outcome, to: total) }
+        }
+        jobsRunning.set(to: Double(worker.running))
+        let sent = node.notifications.stats()
+        for (kind, total) in [("in_app", sent.inApp), ("webhook", sent.webhooks), ("email", sent.emails)] {
+            if let counter = notificationsSent[kind] { advance(counter, "sent_" + kind, to: total) }
+        }
+        advance(notificationsAllRead, "all_read", to: sent.digestsAllRead)
+        advance(deliveryFailures, "delivery_failures", to: sent.deliveryFailures)
         return registry.emitToBuffer()
     }
 

@@ -122,6 +122,46 @@ extension Migration {
             ALTER TABLE messages DROP CONSTRAINT messages_channel_id_client_msg_id_key;
             ALTER TABLE messages ADD CONSTRAINT messages_channel_sender_client_msg_id_key UNIQUE (channel_id, user_id, client_msg_id);
             """),
+        // The job queue the nodes share (notifications, uploads), and what notifications need.
+        Migration(version: 4, name: "jobs and notification settings", sql: """
+            CREATE TABLE jobs (
+                id           bigserial PRIMARY KEY,
+                queue        text NOT NULL,
+                kind         text NOT NULL,
+                payload      jsonb NOT NULL,
+                priority     int NOT NULL DEFAULT 0,
+                state        text NOT NULL DEFAULT 'available'
+                             CHECK (state IN ('available', 'running', 'completed', 'dead', 'cancelled')),
+                attempt      int NOT NULL DEFAULT 0,
+                max_attempts int NOT NULL DEFAULT 8 CHECK (max_attempts > 0),
+                run_at       timestamptz NOT NULL DEFAULT now(),
+                locked_by    text,
+                locked_until timestamptz,
+                unique_key   text,
+                last_error   text,
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                finished_at  timestamptz
+            );
+            CREATE INDEX jobs_due ON jobs (queue, priority DESC, run_at, id) WHERE state IN ('available', 'running');
+            -- One pending job per key (a user's digest collects items until it runs).
+            CREATE UNIQUE INDEX jobs_pending_key ON jobs (unique_key) WHERE state = 'available' AND attempt = 0;
+            CREATE INDEX jobs_dead_user ON jobs ((payload->>'user')) WHERE state = 'dead';
+            CREATE TABLE notification_settings (
+                user_id        uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+                dnd_until      timestamptz,
+                webhook_url    text,
+                webhook_secret text,
+                email          boolean NOT NULL DEFAULT false,
+                updated_at     timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE channel_mutes (
+                user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                channel_id uuid NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+                PRIMARY KEY (user_id, channel_id)
+            );
+            ALTER TABLE notifications ADD COLUMN read_at timestamptz;
+            CREATE INDEX notifications_user ON notifications (user_id, created_at DESC);
+            """),
     ]
 }
 

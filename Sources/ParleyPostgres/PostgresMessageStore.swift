@@ -4,7 +4,10 @@ import ParleyCore
 /// `MessageStore` in PostgreSQL. Batches go in as one multi-row `INSERT … ON CONFLICT DO
 /// NOTHING`, so replaying a batch (after a crash, or from the log) stores nothing twice; every
 /// write checks the writer's fence against `channels.owner_fence` in the same statement (the
-/// row is locked `FOR SHARE`, so a concurrent claim is waited for, not raced).
+/// row is locked `FOR SHARE`, so a concurrent claim is waited for, not raced). The same
+/// statement queues a `message` notification job for each new message that may notify
+/// someone (a mention, a thread reply, a direct message): a stored message's notifications
+/// are never lost, and a replayed one's never queued twice.
 public struct PostgresMessageStore: MessageStore {
     public let client: PostgresClient
 
@@ -53,7 +56,13 @@ public struct PostgresMessageStore: MessageStore {
                 INSERT INTO messages (\(Self.columns))
                 SELECT * FROM (VALUES \(rows.joined(separator: ", "))) AS v (\(Self.columns))
                 WHERE v.channel_id IN (SELECT id FROM owned)
-                ON CONFLICT DO NOTHING RETURNING 1)
+                ON CONFLICT DO NOTHING RETURNING id, channel_id, body, thread_root_id),
+            notify AS (
+                INSERT INTO jobs (queue, kind, payload, priority)
+                SELECT 'notifications', 'message', jsonb_build_object('message_id', w.id::text), 5
+                FROM written w JOIN channels c ON c.id = w.channel_id
+                WHERE strpos(w.body, '@') > 0 OR w.thread_root_id IS NOT NULL OR c.kind = 'direct'
+                RETURNING 1)
             SELECT channel_id::text FROM fence WHERE channel_id NOT IN (SELECT id FROM owned)
             """, parameters)
         return Set(try refused.map { try $0.decode(String.self, at: 0) })

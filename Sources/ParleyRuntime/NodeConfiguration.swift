@@ -57,6 +57,21 @@ public struct NodeConfiguration: Sendable {
     public var shutdownDeadline: Duration = .seconds(30)
     /// PostgreSQL cancels a statement of the node's running longer than this.
     public var statementTimeout: Duration = .seconds(10)
+    /// A recipient's notifications of this long are sent as one.
+    public var notificationWindow: Duration = .seconds(30)
+    /// Notification jobs one node runs at once.
+    public var notificationConcurrency = 10
+    /// Attempts of a webhook or email delivery before it is dead.
+    public var notificationAttempts = 8
+    /// A job claimed by a node that stops answering is taken by another after this long.
+    public var jobVisibility: Duration = .seconds(30)
+    /// How often an idle node asks the job queue for work.
+    public var jobPoll: Duration = .milliseconds(250)
+    /// Where notification emails go (`smtp://host:port`); nil: no email.
+    public var smtpURL: String?
+    public var smtpFrom = "Parley <parley@localhost>"
+    /// How long a webhook receiver has to answer.
+    public var webhookTimeout: Duration = .seconds(10)
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",

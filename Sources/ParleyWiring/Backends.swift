@@ -1,29 +1,40 @@
 import Logging
 import ParleyCore
+import ParleyDelivery
 import ParleyPostgres
 import ParleyRedis
 import ParleyRuntime
 
-/// The node's connections to Redis and PostgreSQL.
+/// The node's connections to Redis and PostgreSQL, and its ways out for notifications
+/// (webhooks over HTTP, mail over SMTP when configured).
 public struct Backends: Sendable {
     public let redis: RedisClient
     public let postgres: PostgresClient
     public let redisConfiguration: RedisConfiguration
+    public let webhooks: HTTPWebhookSender
+    public let mail: SMTPMailSender?
 
-    public init(redis: RedisClient, postgres: PostgresClient) {
+    public init(redis: RedisClient, postgres: PostgresClient, webhooks: HTTPWebhookSender = HTTPWebhookSender(),
+                mail: SMTPMailSender? = nil) {
         self.redis = redis
         self.postgres = postgres
         redisConfiguration = redis.configuration
+        self.webhooks = webhooks
+        self.mail = mail
     }
 
-    /// Opens both clients from `configuration`, after checking the URLs parse.
+    /// Opens the clients from `configuration`, after checking the URLs parse.
     public static func connect(_ configuration: NodeConfiguration, logger: Logger) throws -> Backends {
         let redisConfiguration = try RedisConfiguration(url: configuration.redisURL, poolSize: configuration.redisPoolSize)
         let postgresConfiguration = try PostgresConfiguration(url: configuration.databaseURL,
                                                               poolSize: configuration.databasePoolSize,
                                                               statementTimeout: configuration.statementTimeout)
+        let mail = try configuration.smtpURL.map {
+            SMTPMailSender(try SMTPMailSender.Configuration(url: $0, from: configuration.smtpFrom))
+        }
         return Backends(redis: RedisClient(redisConfiguration, logger: logger),
-                        postgres: PostgresClient(postgresConfiguration, logger: logger))
+                        postgres: PostgresClient(postgresConfiguration, logger: logger),
+                        webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout), mail: mail)
     }
 
     /// Each backend's answer to a ping within `timeout`: nil when it answered, else why not.
@@ -42,6 +53,8 @@ public struct Backends: Sendable {
     }
 
     public func shutdown() async {
+        await webhooks.shutdown()
+        await mail?.shutdown()
         await redis.shutdown()
         await postgres.shutdown()
     }

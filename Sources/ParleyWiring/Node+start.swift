@@ -38,8 +38,27 @@ extension Node {
                                      sink: buffer, settings: settings, logger: nodeLogger)
         let presence = PresenceTracker(publisher: bus, node: identity.description, awayAfter: configuration.awayAfter,
                                        store: RedisPresenceStore(client: backends.redis, keys: keys))
+        let presenceStore = RedisPresenceStore(client: backends.redis, keys: keys)
+        let notifications = NotificationServer(
+            jobs: PostgresJobQueue(client: backends.postgres), store: PostgresNotificationStore(client: backends.postgres),
+            webhooks: backends.webhooks, mail: backends.mail, publisher: bus,
+            online: { channel in
+                // `@here`: the channel's workspace's members online now, on any node.
+                guard let workspace = try? await directory.channel(id: channel)?.workspaceID,
+                      let snapshot = try? await presenceStore.snapshot(workspace: workspace) else { return [] }
+                return snapshot.onlineUsers
+            },
+            worker: identity.description,
+            settings: NotificationServer.Settings(
+                window: configuration.notificationWindow,
+                workers: JobWorker.Settings(concurrency: configuration.notificationConcurrency, visibility: configuration.jobVisibility,
+                                            poll: configuration.jobPoll),
+                deliveryAttempts: configuration.notificationAttempts),
+            logger: nodeLogger)
         return Node(configuration: configuration, identity: identity, backends: backends.handles, directory: directory,
                     membership: membership, bus: bus, channels: channels, buffer: buffer, presence: presence,
+                    notifications: notifications, jobs: PostgresJobQueue(client: backends.postgres),
+                    notificationStore: PostgresNotificationStore(client: backends.postgres),
                     tokens: await TokenIssuer(secret: configuration.tokenSecret, lifetime: configuration.tokenLifetime),
                     passwords: PasswordHasher(cost: UInt8(clamping: configuration.bcryptCost)), logger: nodeLogger)
     }

@@ -94,6 +94,22 @@ struct NodeOptions: ParsableArguments {
     var authPerMinute: Int?
     @Option(help: "Channel joins per second per user (ten times that per address). Env PARLEY_JOINS_PER_SECOND; default 20.")
     var joinsPerSecond: Int?
+    @Option(help: "A recipient's notifications within this long go out as one, ms. Env PARLEY_NOTIFICATION_WINDOW_MS; default 30000.")
+    var notificationWindowMs: Int?
+    @Option(help: "Notification jobs one node runs at once. Env PARLEY_NOTIFICATION_CONCURRENCY; default 10.")
+    var notificationConcurrency: Int?
+    @Option(help: "Attempts of a webhook or email delivery before it is dead. Env PARLEY_NOTIFICATION_ATTEMPTS; default 8.")
+    var notificationAttempts: Int?
+    @Option(help: "A job whose node stops answering is retried by another after this long, ms. Env PARLEY_JOB_VISIBILITY_MS; default 30000.")
+    var jobVisibilityMs: Int?
+    @Option(help: "How often an idle node polls the job queue, ms. Env PARLEY_JOB_POLL_MS; default 250.")
+    var jobPollMs: Int?
+    @Option(help: "SMTP server for notification emails, smtp://host:port (no TLS or AUTH: a local relay). Env PARLEY_SMTP_URL; default none (no email).")
+    var smtpURL: String?
+    @Option(help: "The From of notification emails. Env PARLEY_SMTP_FROM; default Parley <parley@localhost>.")
+    var smtpFrom: String?
+    @Option(help: "How long a webhook receiver has to answer, ms. Env PARLEY_WEBHOOK_TIMEOUT_MS; default 10000.")
+    var webhookTimeoutMs: Int?
 
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
@@ -128,6 +144,21 @@ struct NodeOptions: ParsableArguments {
         guard configuration.maximumPending >= 100, configuration.maximumChannels >= 1, configuration.authPerMinute >= 1,
               configuration.joinsPerSecond >= 1, configuration.statementTimeout >= .milliseconds(100) else {
             throw ValidationError("max pending messages ≥ 100, max channels ≥ 1, auth per minute ≥ 1, joins per second ≥ 1, statement timeout ≥ 100 ms")
+        }
+        configuration.notificationWindow = .milliseconds(try setting(notificationWindowMs, "PARLEY_NOTIFICATION_WINDOW_MS", 30_000))
+        configuration.notificationConcurrency = try setting(notificationConcurrency, "PARLEY_NOTIFICATION_CONCURRENCY",
+                                                            configuration.notificationConcurrency)
+        configuration.notificationAttempts = try setting(notificationAttempts, "PARLEY_NOTIFICATION_ATTEMPTS", configuration.notificationAttempts)
+        configuration.jobVisibility = .milliseconds(try setting(jobVisibilityMs, "PARLEY_JOB_VISIBILITY_MS", 30_000))
+        configuration.jobPoll = .milliseconds(try setting(jobPollMs, "PARLEY_JOB_POLL_MS", 250))
+        let smtp = try setting(smtpURL, "PARLEY_SMTP_URL", "")
+        configuration.smtpURL = smtp.isEmpty ? nil : smtp
+        configuration.smtpFrom = try setting(smtpFrom, "PARLEY_SMTP_FROM", configuration.smtpFrom)
+        configuration.webhookTimeout = .milliseconds(try setting(webhookTimeoutMs, "PARLEY_WEBHOOK_TIMEOUT_MS", 10_000))
+        guard configuration.notificationWindow >= .zero, configuration.notificationConcurrency >= 1, configuration.notificationAttempts >= 1,
+              configuration.jobVisibility >= .seconds(1), configuration.jobPoll >= .milliseconds(10),
+              configuration.webhookTimeout >= .milliseconds(100) else {
+            throw ValidationError("notification window ≥ 0, concurrency ≥ 1, attempts ≥ 1, job visibility ≥ 1000 ms, job poll ≥ 10 ms, webhook timeout ≥ 100 ms")
         }
         guard configuration.outboxCapacity >= 8 else { throw ValidationError("the outbox capacity must be at least 8 frames") }
         guard configuration.socketTimeout >= .seconds(1), configuration.awayAfter >= .seconds(1) else {

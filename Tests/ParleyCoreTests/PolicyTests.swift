@@ -117,7 +117,7 @@ struct TimeLimitTests {
         let blocked: @Sendable () async -> Void = {
             await withCheckedContinuation { continuation in
                 Thread {
-                    Thread.sleep(forTimeInterval: 1.5)
+                    Thread.sleep(forTimeInterval: 10)
                     finished.value.store(true, ordering: .relaxed)
                     continuation.resume()
                 }.start()

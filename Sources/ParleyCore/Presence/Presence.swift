@@ -61,6 +61,9 @@ public struct PresenceSnapshot: Sendable, Hashable {
         users[user]?.map(\.status).max() ?? .offline
     }
 
+    /// Users online now (not away) on at least one socket.
+    public var onlineUsers: Set<String> { Set(users.keys.filter { status(of: $0) == .online }) }
+
     /// Adds the meta of a socket, replacing the socket's earlier one.
     public mutating func add(_ user: String, _ meta: PresenceMeta) {
         users[user, default: []].removeAll { $0.socket == meta.socket }

@@ -59,6 +59,8 @@ public enum ServerEvent: Sendable, Hashable {
     /// Workspace-wide: a channel was created, a member joined.
     case channelCreated(JSONValue)
     case memberJoined(JSONValue)
+    /// On `user:{id}`: an in-app notification.
+    case notification(JSONValue)
     /// `phx_error`: the topic's server stopped; Phoenix clients rejoin.
     case topicError
 
@@ -76,6 +78,7 @@ public enum ServerEvent: Sendable, Hashable {
         case .threadReply: return "thread_reply"
         case .channelCreated: return "channel_created"
         case .memberJoined: return "member_joined"
+        case .notification: return "notification"
         case .topicError: return "phx_error"
         }
     }
@@ -92,7 +95,8 @@ public enum ServerEvent: Sendable, Hashable {
             return ["message_id": .string(messageID), "user_id": .string(userID), "emoji": .string(emoji)]
         case .readReceipt(let userID, let seq):
             return ["user_id": .string(userID), "seq": .int(seq)]
-        case .presenceState(let state), .presenceDiff(let state), .channelCreated(let state), .memberJoined(let state):
+        case .presenceState(let state), .presenceDiff(let state), .channelCreated(let state), .memberJoined(let state),
+             .notification(let state):
             return state
         case .topicError:
             return [:]

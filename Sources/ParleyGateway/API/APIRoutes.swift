@@ -22,9 +22,10 @@ struct APIRoutes: Sendable {
         api.delete("channels/:channel/members/:user") { request, context in try await handle { try await removeMember(request, context) } }
         api.get("channels/:channel/messages") { request, context in try await handle { try await history(request, context) } }
         api.post("channels/:channel/messages") { request, context in try await handle { try await post(request, context) } }
+        registerNotifications(on: api)
     }
 
-    private func handle(_ body: () async throws -> JSONResponse) async throws -> JSONResponse {
+    func handle(_ body: () async throws -> JSONResponse) async throws -> JSONResponse {
         do {
             return try await body()
         } catch {
@@ -183,7 +184,7 @@ struct APIRoutes: Sendable {
 
     // MARK: Helpers
 
-    private func authenticate(_ request: Request) async throws -> String {
+    func authenticate(_ request: Request) async throws -> String {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
         do {
             return try await node.tokens.verify(String(header.dropFirst("Bearer ".count)))
@@ -193,7 +194,7 @@ struct APIRoutes: Sendable {
     }
 
     /// A path id: a malformed one names nothing there is (404), and never reaches a query.
-    private func id(_ context: ParleyRequestContext, _ name: String) throws -> String {
+    func id(_ context: ParleyRequestContext, _ name: String) throws -> String {
         let value = try context.parameters.require(name)
         guard UUID(uuidString: value) != nil else { throw DirectoryError.notFound("\(name) \(value.prefix(64))") }
         return value.lowercased()
@@ -219,7 +220,7 @@ struct APIRoutes: Sendable {
         }
     }
 
-    private func payload(_ request: Request, _ context: ParleyRequestContext) async throws -> PayloadReader {
+    func payload(_ request: Request, _ context: ParleyRequestContext) async throws -> PayloadReader {
         var request = request
         let buffer: ByteBuffer
         do {

@@ -18,6 +18,8 @@ actor SocketSession {
     private var workspaces: [String: (workspace: String, user: String, ref: String)] = [:]
     private let socketID = UUID().uuidString.lowercased()
     private var threads: Set<String> = []
+    /// `user:{id}` topics joined (the socket's own user only): notifications.
+    private var userTopics: Set<String> = []
     private var bucket: TokenBucket
     private let clock = SystemClock()
 
@@ -80,8 +82,9 @@ actor SocketSession {
             await node.presence.untrack(ref: presence.ref)
         }
         workspaces.removeAll()
-        for topic in threads { node.broadcaster.unsubscribe(outbox, from: topic) }
+        for topic in threads.union(userTopics) { node.broadcaster.unsubscribe(outbox, from: topic) }
         threads.removeAll()
+        userTopics.removeAll()
         outbox.close()
     }
 
@@ -94,10 +97,12 @@ actor SocketSession {
         switch frame.event {
         case "phx_join" where frame.topic.hasPrefix("workspace:"): await joinWorkspace(frame)
         case "phx_join" where frame.topic.hasPrefix("thread:"): await joinThread(frame)
+        case "phx_join" where frame.topic.hasPrefix("user:"): await joinUser(frame)
         case "phx_join": await join(frame)
         case "phx_leave" where workspaces[frame.topic] != nil: await leaveWorkspace(frame)
-        case "phx_leave" where threads.contains(frame.topic):
+        case "phx_leave" where threads.contains(frame.topic) || userTopics.contains(frame.topic):
             threads.remove(frame.topic)
+            userTopics.remove(frame.topic)
             node.broadcaster.unsubscribe(outbox, from: frame.topic)
             outbox.send(.reply(to: frame, status: "ok", response: [:]))
         case "phx_leave": leave(frame)
@@ -215,6 +220,33 @@ actor SocketSession {
             node.broadcaster.subscribe(outbox, to: frame.topic)
             outbox.send(.reply(to: frame, status: "ok", response: [:]))
         } catch {
+            reply(to: frame, error: error)
+        }
+    }
+
+    /// `user:{id}`, the socket's own user's: in-app notifications as they are made, on any
+    /// node. The reply says how many are unread.
+    private func joinUser(_ frame: PhoenixFrame) async {
+        guard let (_, topic, user) = await admit(frame) else { return }
+        guard case .user(let id) = topic else {
+            reply(to: frame, error: ProtocolError.unknownTopic(frame.topic))
+            return
+        }
+        guard id.lowercased() == user.lowercased() else {
+            refuse(frame, reason: "unauthorized", message: "a socket may join only its own user's topic")
+            return
+        }
+        do {
+            node.broadcaster.subscribe(outbox, to: frame.topic)
+            userTopics.insert(frame.topic)
+            // Subscribed on the bus before the count is read, so no later notification is missed.
+            try await backend { try await node.bus.subscribe(frame.topic) }
+            let unread = try await backend { try await node.notificationStore.notifications(user: user, limit: 0).unread }
+            outbox.send(.reply(to: frame, status: "ok", response: ["unread": .int(Int64(unread))]))
+            node.metrics.joins.increment()
+        } catch {
+            userTopics.remove(frame.topic)
+            node.broadcaster.unsubscribe(outbox, from: frame.topic)
             reply(to: frame, error: error)
         }
     }

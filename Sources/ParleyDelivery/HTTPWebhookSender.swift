@@ -1,0 +1,64 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ParleyCore
+
+/// Posts notification webhooks with async-http-client. Each request carries
+/// `X-Parley-Timestamp` (Unix seconds), `X-Parley-Signature: v1=<hex>` — the HMAC-SHA256 of
+/// `"<timestamp>.<body>"` under the receiver's secret, so a receiver can check both who sent it
+/// and that it is fresh — and `Idempotency-Key`, the same on every attempt of one delivery.
+/// 2xx is delivered; a time-out, a connection failure, 408, 429 and 5xx are retried; any other
+/// status is a refusal.
+public final class HTTPWebhookSender: WebhookSender {
+    private let client: HTTPClient
+    private let timeout: TimeAmount
+
+    public init(timeout: Duration = .seconds(10)) {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout = .init(connect: .seconds(5), read: .nanoseconds(timeout.nanoseconds))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeout = .nanoseconds(timeout.nanoseconds)
+    }
+
+    public static func signature(secret: String, timestamp: Int64, body: [UInt8]) -> String {
+        let key = SymmetricKey(data: Array(secret.utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).".utf8) + body, using: key)
+        return "v1=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func send(_ webhook: WebhookRequest) async throws {
+        guard let url = URL(string: webhook.url), ["http", "https"].contains(url.scheme ?? "") else {
+            throw DeliveryError.permanent("not an http(s) URL: \(webhook.url)")
+        }
+        var request = HTTPClientRequest(url: webhook.url)
+        request.method = .POST
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "Parley/\(ParleyVersion.current)")
+        request.headers.add(name: "Idempotency-Key", value: webhook.idempotencyKey)
+        request.headers.add(name: "X-Parley-Timestamp", value: "\(timestamp)")
+        if let secret = webhook.secret {
+            request.headers.add(name: "X-Parley-Signature", value: Self.signature(secret: secret, timestamp: timestamp, body: webhook.body))
+        }
+        request.body = .bytes(ByteBuffer(bytes: webhook.body))
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: timeout)
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+        } catch {
+            throw DeliveryError.retryable("\(error)")
+        }
+        switch response.status.code {
+        case 200..<300: return
+        case 408, 429, 500..<600: throw DeliveryError.retryable("HTTP \(response.status.code)")
+        default: throw DeliveryError.permanent("HTTP \(response.status.code)")
+        }
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+}

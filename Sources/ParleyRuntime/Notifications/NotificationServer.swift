@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+import ParleyCore
+import Synchronization
+
+/// The node's notification service (DESIGN §1): jobs of the `notifications` queue, shared by
+/// every node, run here by a `JobWorker`.
+///
+/// - `message` (queued with the message, in the statement that stores it): the planner picks
+///   the recipients; each one's item joins their pending `digest`, due `window` after its
+///   first item, so a burst becomes one notification.
+/// - `digest`: waits out the recipient's do-not-disturb; drops what they read meanwhile;
+///   stores the in-app notification, queues a `webhook` and an `email` job as their settings
+///   ask, then pushes the notification on `user:{id}` to their sockets on every node.
+/// - `webhook`, `email`: one delivery each, retried with backoff on time-outs and 5xx, dead
+///   on a refusal; the same idempotency key (`Message-ID`) on every attempt.
+public final class NotificationServer: Sendable {
+    public static let queue = "notifications"
+
+    public struct Settings: Sendable {
+        /// How long a recipient's digest collects items before it goes out.
+        public var window: Duration
+        public var workers: JobWorker.Settings
+        /// Attempts of a webhook or email delivery before it is dead.
+        public var deliveryAttempts: Int
+
+        public init(window: Duration = .seconds(30), workers: JobWorker.Settings = JobWorker.Settings(), deliveryAttempts: Int = 8) {
+            self.window = window
+            self.workers = workers
+            self.deliveryAttempts = deliveryAttempts
+        }
+    }
+
+    public struct Stats: Sendable, Hashable {
+        public var messagesPlanned = 0
+        public var recipients = 0
+        public var digests = 0
+        /// Digests with nothing left to say (all read by the time they ran).
+        public var digestsAllRead = 0
+        public var inApp = 0
+        public var webhooks = 0
+        public var emails = 0
+        public var deliveryFailures = 0
+    }
+
+    public let worker: JobWorker
+    private let store: any NotificationStore
+    private let webhooks: (any WebhookSender)?
+    private let mail: (any MailSender)?
+    private let publisher: any EventPublisher
+    private let online: @Sendable (_ channel: String) async -> Set<String>
+    private let settings: Settings
+    private let counters = Mutex(Stats())
+    private let logger: Logger
+
+    /// `online(channel)`: the users online now in the channel's workspace (for `@here`).
+    public init(jobs: any JobQueue, store: any NotificationStore, webhooks: (any WebhookSender)?, mail: (any MailSender)?,
+                publisher: any EventPublisher, online: @escaping @Sendable (_ channel: String) async -> Set<String>,
+                worker: String, settings: Settings = Settings(), logger: Logger = Logger(label: "parley.notifications")) {
+        self.store = store
+        self.webhooks = webhooks
+        self.mail = mail
+        self.publisher = publisher
+        self.online = online
+        self.settings = settings
+        self.logger = logger
+        let handlers = Box<NotificationServer>()
+        self.worker = JobWorker(queue: jobs, name: Self.queue, worker: worker, settings: settings.workers, handlers: [
+            "message": { job in await handlers.value?.planMessage(job) ?? .retry("stopping") },
+            "digest": { job in await handlers.value?.sendDigest(job) ?? .retry("stopping") },
+            "webhook": { job in await handlers.value?.postWebhook(job) ?? .retry("stopping") },
+            "email": { job in await handlers.value?.sendEmail(job) ?? .retry("stopping") },
+        ], logger: logger)
+        handlers.value = self
+    }
+
+    public func stats() -> Stats { counters.withLock { $0 } }
+
+    // MARK: Jobs
+
+    func planMessage(_ job: Job) async -> JobOutcome {
+        guard let messageID = job.payload["message_id"]?.stringValue else { return .dead("no message_id") }
+        do {
+            guard let context = try await store.context(messageID: messageID) else { return .succeeded }
+            let online = context.message.body.contains("@here") ? await online(context.message.channelID) : []
+            let recipients = NotificationPlanner.recipients(of: context, online: online)
+            guard !recipients.isEmpty else { return .succeeded }
+            guard try await store.fanOut(recipients, window: settings.window, completing: job.claim, worker: worker.identity) else {
+                return .stale
+            }
+            counters.withLock {
+                $0.messagesPlanned += 1
+                $0.recipients += recipients.count
+            }
+            return .completedByHandler
+        } catch {
+            return .retry("\(error)")
+        }
+    }
+
+    func sendDigest(_ job: Job) async -> JobOutcome {
+        guard let user = job.payload["user"]?.stringValue else { return .dead("no user") }
+        let items = (job.payload["items"]?.arrayValue ?? []).compactMap(NotificationItem.init(json:))
+        do {
+            let preferences = try await store.settings(user: user)
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            if let until = preferences.doNotDisturbUntil, until > now { return .later(.milliseconds(until - now)) }
+            let read = try await store.lastRead(user: user, channels: Array(Set(items.map(\.channelID))))
+            let unread = NotificationPlanner.unread(items, lastRead: read)
+            guard !unread.isEmpty else {
+                counters.withLock { $0.digestsAllRead += 1 }
+                return .succeeded
+            }
+            let id = UUID().uuidString.lowercased()
+            let title = NotificationPlanner.title(of: unread)
+            let body: JSONValue = ["user": .string(user), "notification_id": .string(id), "title": .string(title),
+                                   "items": .array(unread.map(\.json))]
+            let priority = unread.map(\.reason.priority).max() ?? 0
+            var deliveries: [NewJob] = []
+            if preferences.webhookURL != nil && webhooks != nil {
+                deliveries.append(NewJob(queue: Self.queue, kind: "webhook", payload: body, priority: priority,
+                                         maximumAttempts: settings.deliveryAttempts))
+            }
+            if preferences.email && mail != nil {
+                deliveries.append(NewJob(queue: Self.queue, kind: "email", payload: body, priority: priority,
+                                         maximumAttempts: settings.deliveryAttempts))
+            }
+            guard try await store.deliver(id: id, user: user, items: unread, deliveries: deliveries, completing: job.claim,
+                                          worker: worker.identity) else { return .stale }
+            counters.withLock {
+                $0.digests += 1
+                $0.inApp += 1
+            }
+            let unreadCount = (try? await store.notifications(user: user, limit: 0).unread) ?? 0
+            publisher.publish(.notification(["id": .string(id), "title": .string(title), "items": .array(unread.map(\.json)),
+                                             "unread": .int(Int64(unreadCount))]), topic: "user:\(user)")
+            if !deliveries.isEmpty { worker.poke() }
+            return .completedByHandler
+        } catch {
+            return .retry("\(error)")
+        }
+    }
+
+    func postWebhook(_ job: Job) async -> JobOutcome {
+        guard let user = job.payload["user"]?.stringValue, let id = job.payload["notification_id"]?.stringValue else {
+            return .dead("no user or notification_id")
+        }
+        return await deliver(job, kind: "webhook") {
+            let preferences = try await self.store.settings(user: user)
+            guard let url = preferences.webhookURL, let webhooks = self.webhooks else { return }
+            var body = job.payload
+            if case .object(var members) = body {
+                members["delivery_attempt"] = .int(Int64(job.attempt))
+                body = .object(members)
+            }
+            try await webhooks.send(WebhookRequest(url: url, body: body.jsonBytes, secret: preferences.webhookSecret,
+                                                   idempotencyKey: "notification-\(id)"))
+            self.counters.withLock { $0.webhooks += 1 }
+        }
+    }
+
+    func sendEmail(_ job: Job) async -> JobOutcome {
+        guard let user = job.payload["user"]?.stringValue, let id = job.payload["notification_id"]?.stringValue else {
+            return .dead("no user or notification_id")
+        }
+        return await deliver(job, kind: "email") {
+            let preferences = try await self.store.settings(user: user)
+            guard preferences.email, !preferences.emailAddress.isEmpty, let mail = self.mail else { return }
+            let items = (job.payload["items"]?.arrayValue ?? []).compactMap(NotificationItem.init(json:))
+            let text = items.map { "\($0.senderName) in #\($0.channelName): \($0.excerpt)" }.joined(separator: "\n")
+            try await mail.send(MailMessage(to: preferences.emailAddress, subject: job.payload["title"]?.stringValue ?? "Parley",
+                                            text: text, messageID: "<notification-\(id)@parley>"))
+            self.counters.withLock { $0.emails += 1 }
+        }
+    }
+
+    private func deliver(_ job: Job, kind: String, _ send: () async throws -> Void) async -> JobOutcome {
+        do {
+            try await send()
+            return .succeeded
+        } catch DeliveryError.permanent(let why) {
+            counters.withLock { $0.deliveryFailures += 1 }
+            return .dead(why)
+        } catch {
+            counters.withLock { $0.deliveryFailures += 1 }
+            return .retry("\(error)")
+        }
+    }
+}
+
+/// A weak reference filled in after `init` (the handlers need the server they belong to,
+/// which owns them).
+final class Box<Value: AnyObject & Sendable>: Sendable {
+    private struct Weak: @unchecked Sendable { weak var value: Value? }
+    private let storage = Mutex(Weak())
+    var value: Value? {
+        get { storage.withLock { $0.value } }
+        set { storage.withLock { $0.value = newValue } }
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import Glibc
+import HummingbirdTesting
+import ParleyCore
+import ParleyRuntime
+import ParleyTestSupport
+import Testing
+
+/// The receivers of `Tests/clients/notify_sinks.py` (a webhook endpoint that checks the HMAC
+/// signature, an aiosmtpd SMTP server) as a process of their own.
+final class NotificationSinks: Sendable {
+    let http: Int
+    let smtp: Int
+    let secret: String
+    private let log: String
+    private let pid: pid_t
+
+    private init(http: Int, smtp: Int, secret: String, log: String, pid: pid_t) {
+        (self.http, self.smtp, self.secret, self.log, self.pid) = (http, smtp, secret, log, pid)
+    }
+
+    static func start(failFirst: Int = 0) async throws -> NotificationSinks {
+        let root = TestServices.repositoryRoot
+        let python = root.appendingPathComponent(".venv/bin/python").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-sinks-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let secret = "webhook-secret-\(UUID().uuidString.prefix(8))"
+        let pid = try TestServices.spawn(python, [root.appendingPathComponent("Tests/clients/notify_sinks.py").path,
+                                                  "--ready", folder + "/ready", "--log", folder + "/log", "--secret", secret,
+                                                  "--fail-first", "\(failFirst)"])
+        for _ in 0..<200 {
+            if let text = try? String(contentsOfFile: folder + "/ready", encoding: .utf8), let ports = try? JSONParser.parse(text),
+               let http = ports["http"]?.intValue, let smtp = ports["smtp"]?.intValue {
+                return NotificationSinks(http: Int(http), smtp: Int(smtp), secret: secret, log: folder + "/log", pid: pid)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Glibc.kill(pid, SIGKILL)
+        struct NotStarted: Error, CustomStringConvertible { let description = "notify_sinks.py did not start (is aiosmtpd in .venv?)" }
+        throw NotStarted()
+    }
+
+    var webhookURL: String { "http://127.0.0.1:\(http)/hook" }
+
+    /// Every delivery so far (`kind`: webhook | email), duplicates included.
+    func deliveries() -> [JSONValue] {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)) }
+    }
+
+    func stop() {
+        Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    }
+}
+
+/// Issue 19: notifications on a live node — in-app on `user:{id}`, a signed webhook, an email
+/// through a real SMTP server — with the recipient's reads, mutes and do-not-disturb.
+@Suite("Notifications on a live node")
+struct NotificationTests {
+    static func configure(_ sinks: NotificationSinks, window: Duration) -> (inout NodeConfiguration) -> Void {
+        { configuration in
+            configuration.notificationWindow = window
+            configuration.jobPoll = .milliseconds(50)
+            configuration.smtpURL = "smtp://127.0.0.1:\(sinks.smtp)"
+            configuration.notificationAttempts = 4
+        }
+    }
+
+    /// A channel of alice's that bob and carol joined.
+    static func room(_ client: any TestClientProtocol) async throws -> (alice: TestUser, bob: TestUser, carol: TestUser, channel: String) {
+        let (alice, bob, channel, workspace) = try await ChatTests.room(client)
+        let carol = try await client.signUp("carol")
+        for member in [bob, carol] {
+            try await client.addMember(member, to: workspace, by: alice)
+            _ = try await client.json(.post, "/api/channels/\(channel)/join", token: member.token)
+        }
+        return (alice, bob, carol, channel)
+    }
+
+    @Test func aMentionReachesTheSocketTheWebhookAndTheMailboxOnceEach() async throws {
+        let sinks = try await NotificationSinks.start(failFirst: 2)
+        defer { sinks.stop() }
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode(configure: Self.configure(sinks, window: .milliseconds(300))) { client, _ in
+                let (alice, bob, carol, channel) = try await Self.room(client)
+                let (status, settings) = try await client.json(.put, "/api/notifications/settings", token: bob.token,
+                                                               body: ["webhook_url": .string(sinks.webhookURL),
+                                                                      "webhook_secret": .string(sinks.secret), "email": true])
+                #expect(status == .ok && settings["settings"]?["webhook_secret_set"] == true, "\(settings)")
+                let socket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(carol.token)")
+                defer { socket.close() }
+                let joined = try await socket.reply(to: socket.push("user:\(carol.id)", "phx_join", [:], joinRef: "1"))
+                #expect(joined.status == "ok" && joined.response["unread"] == 0)
+                let other = try await socket.reply(to: socket.push("user:\(bob.id)", "phx_join", [:], joinRef: "2"))
+                #expect(other.status == "error" && other.response["reason"] == "unauthorized", "only one's own user topic")
+
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token,
+                                          body: ["body": "hi @bob and @carol"])
+                let pushed = try await socket.event("notification", on: "user:\(carol.id)")
+                #expect(pushed["items"]?.arrayValue?.first?["reason"] == "mention" && pushed["unread"] == 1, "\(pushed)")
+                #expect(pushed["title"] == "alice mentioned you in #general")
+
+                // Bob's webhook: refused twice (503), then delivered, signed; and his mail.
+                #expect(await TestServices.eventually(within: .seconds(20)) {
+                    Set(sinks.deliveries().compactMap { $0["kind"]?.stringValue }) == ["webhook", "email"]
+                }, "\(sinks.deliveries())")
+                try await Task.sleep(for: .milliseconds(500))
+                let deliveries = sinks.deliveries()
+                let hooks = deliveries.filter { $0["kind"] == "webhook" }
+                #expect(hooks.count == 1 && hooks[0]["signature_valid"] == true, "\(hooks)")
+                #expect(hooks.first?["key"]?.stringValue?.hasPrefix("notification-") == true)
+                #expect(hooks.first?["body"]?["user"]?.stringValue == bob.id)
+                #expect(hooks.first?["body"]?["delivery_attempt"] == 3, "after two 503s")
+                let mails = deliveries.filter { $0["kind"] == "email" }
+                let bobEmail = try await client.json(.get, "/api/me", token: bob.token).1["user"]?["email"]?.stringValue ?? ""
+                #expect(mails.count == 1 && mails.first?["to"]?.arrayValue?.first?.stringValue == bobEmail, "\(mails)")
+                #expect(mails.first?["subject"] == "alice mentioned you in #general")
+                #expect(mails.first?["text"]?.stringValue?.contains("hi @bob and @carol") == true)
+
+                let (_, listed) = try await client.json(.get, "/api/notifications", token: bob.token)
+                #expect(listed["unread"] == 1 && listed["notifications"]?.arrayValue?.count == 1)
+                let (_, marked) = try await client.json(.post, "/api/notifications/read", token: bob.token, body: [:])
+                #expect(marked["marked"] == 1 && marked["unread"] == 0)
+                let metrics = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
+                #expect(metrics.contains(#"parley_notifications_sent_total{kind="webhook"} 1"#), "metrics")
+                #expect(metrics.contains(#"parley_notifications_sent_total{kind="in_app"} 2"#))
+
+                // Bad settings get their codes.
+                for (body, field) in [(["webhook_url": "ftp://example.com"], "webhook_url"), (["webhook_secret": "short"], "webhook_secret"),
+                                      (["email": "yes"], "email"), (["dnd_until": -1], "dnd_until")] as [(JSONValue, String)] {
+                    let (status, answer) = try await client.json(.put, "/api/notifications/settings", token: bob.token, body: body)
+                    #expect(status == .badRequest && answer["error"]?["code"] == "invalid_payload", "\(field): \(answer)")
+                }
+                #expect(try await client.json(.get, "/api/notifications?limit=0", token: bob.token).0 == .badRequest)
+                #expect(try await client.json(.get, "/api/notifications").0 == .unauthorized)
+            }
+        }
+    }
+
+    @Test func readMutedAndDoNotDisturbAreRespected() async throws {
+        let sinks = try await NotificationSinks.start()
+        defer { sinks.stop() }
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode(configure: Self.configure(sinks, window: .milliseconds(1500))) { client, _ in
+                let (alice, bob, carol, channel) = try await Self.room(client)
+                // Bob reads the channel before his digest goes out: nothing is sent.
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "@bob look"])
+                let socket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")
+                defer { socket.close() }
+                let joined = try await socket.reply(to: socket.push("channel:\(channel)", "phx_join", [:], joinRef: "1"))
+                let last = joined.response["last_seq"]?.intValue ?? 0
+                #expect(try await socket.reply(to: socket.push("channel:\(channel)", "mark_read", ["seq": .int(last)], joinRef: "1"))
+                    .status == "ok")
+                // Carol muted the channel: @channel does not reach her, a mention by name does.
+                #expect(try await client.json(.put, "/api/channels/\(channel)/mute", token: carol.token, body: ["muted": true]).0 == .ok)
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "@channel hey"])
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "and @carol"])
+                #expect(await TestServices.eventually {
+                    (try? await client.json(.get, "/api/notifications", token: carol.token).1["unread"]) == 1
+                })
+                let (_, carols) = try await client.json(.get, "/api/notifications", token: carol.token)
+                #expect(carols["notifications"]?.arrayValue?.first?["items"]?.arrayValue?.compactMap { $0["excerpt"]?.stringValue } == ["and @carol"])
+                // Bob gets only the @channel message (the one he read is dropped from his digest).
+                #expect(await TestServices.eventually {
+                    (try? await client.json(.get, "/api/notifications", token: bob.token).1["unread"]) == 1
+                })
+                let (_, bobs) = try await client.json(.get, "/api/notifications", token: bob.token)
+                #expect(bobs["notifications"]?.arrayValue?.first?["items"]?.arrayValue?.compactMap { $0["excerpt"]?.stringValue } == ["@channel hey"])
+
+                // Do not disturb for 3 s: the mention waits for its end.
+                let until = Int64(Date().timeIntervalSince1970 * 1000) + 3000
+                _ = try await client.json(.put, "/api/notifications/settings", token: bob.token, body: ["dnd_until": .int(until)])
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "@bob urgent"])
+                try await Task.sleep(for: .milliseconds(2300))
+                #expect(try await client.json(.get, "/api/notifications", token: bob.token).1["unread"] == 1, "held during DND")
+                #expect(await TestServices.eventually {
+                    (try? await client.json(.get, "/api/notifications", token: bob.token).1["unread"]) == 2
+                }, "delivered after it")
+                #expect(Int64(Date().timeIntervalSince1970 * 1000) >= until)
+            }
+        }
+    }
+
+    /// A receiver that refuses (404) kills the delivery at once; the user lists it, points the
+    /// webhook somewhere that works and retries it.
+    @Test func aRefusedWebhookIsADeadLetterThatCanBeRetried() async throws {
+        let sinks = try await NotificationSinks.start()
+        defer { sinks.stop() }
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode(configure: Self.configure(sinks, window: .milliseconds(100))) { client, _ in
+                let (alice, bob, _, channel) = try await Self.room(client)
+                _ = try await client.json(.put, "/api/notifications/settings", token: bob.token,
+                                          body: ["webhook_url": .string("http://127.0.0.1:\(client.port!)/no-such-hook")])
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "@bob hi"])
+                var dead: [JSONValue] = []
+                #expect(await TestServices.eventually {
+                    dead = (try? await client.json(.get, "/api/notifications/dead", token: bob.token).1["jobs"]?.arrayValue) ?? []
+                    return dead.count == 1
+                })
+                #expect(dead.first?["kind"] == "webhook" && dead.first?["last_error"]?.stringValue?.contains("404") == true, "\(dead)")
+                let job = dead.first?["id"]?.intValue ?? 0
+                #expect(try await client.json(.post, "/api/notifications/dead/\(job)/retry", token: alice.token).0 == .notFound,
+                        "another user's job is not theirs to retry")
+                _ = try await client.json(.put, "/api/notifications/settings", token: bob.token,
+                                          body: ["webhook_url": .string(sinks.webhookURL), "webhook_secret": .string(sinks.secret)])
+                #expect(try await client.json(.post, "/api/notifications/dead/\(job)/retry", token: bob.token).0 == .ok)
+                #expect(await TestServices.eventually { sinks.deliveries().count == 1 })
+                #expect(try await client.json(.post, "/api/notifications/dead/\(job)/retry", token: bob.token).0 == .conflict,
+                        "only a dead job")
+                #expect(try await client.json(.get, "/api/notifications/dead", token: bob.token).1["jobs"]?.arrayValue?.isEmpty == true)
+            }
+        }
+    }
+}
