@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         .systemLibrary(
@@ -75,6 +76,7 @@ let package = Package(
         .target(
             name: "ParleyRuntime",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
                 "ParleyCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -106,6 +108,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -122,12 +125,21 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Adapters that process uploads: ClamAV's clamd (INSTREAM), libvips and ffmpeg.
+        .target(
+            name: "ParleyMedia",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The composition root: the one place that wires the Redis and PostgreSQL adapters into
         // the runtime and the gateway (the executable runs it; node tests start nodes with it).
         .target(
             name: "ParleyWiring",
             dependencies: [
                 "ParleyCore", "ParleyAuth", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway", "ParleyDelivery",
+                "ParleyMedia",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

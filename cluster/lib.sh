@@ -47,6 +47,9 @@ node_env() {
         return 0
     fi
     echo "PARLEY_TOKEN_SECRET=$(cat "$CLUSTER_DIR/token-secret")"
+    # Uploaded files: one folder every node shares (a volume in compose), and clamd's address.
+    echo "PARLEY_BLOB_DIR=${PARLEY_SERVICES_DIR:-$ROOT/var}/blobs"
+    echo "PARLEY_CLAMD_URL=tcp://127.0.0.1:${PARLEY_SERVICES_CLAMD_PORT:-3311}"
     # Other PARLEY_* settings given to cluster/up pass through to every node.
     [ -f "$CLUSTER_DIR/node-extra.env" ] && cat "$CLUSTER_DIR/node-extra.env"
     return 0

@@ -22,6 +22,10 @@ public struct Node: Sendable {
     public let notifications: NotificationServer
     public let jobs: any JobQueue
     public let notificationStore: any NotificationStore
+    /// Upload jobs (the same queue table) run here too.
+    public let uploads: UploadProcessor
+    public let uploadStore: any UploadStore
+    public let uploadPolicy: UploadPolicy
     public let tokens: TokenIssuer
     public let passwords: PasswordHasher
     public let limits: PayloadLimits
@@ -39,7 +43,8 @@ public struct Node: Sendable {
     public init(configuration: NodeConfiguration, identity: NodeIdentity, backends: BackendHandles, directory: any Directory,
                 membership: ClusterMembership, bus: ClusterBusService, channels: ChannelRouter, buffer: MessageBuffer,
                 presence: PresenceTracker, notifications: NotificationServer, jobs: any JobQueue,
-                notificationStore: any NotificationStore, tokens: TokenIssuer, passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(),
+                notificationStore: any NotificationStore, uploads: UploadProcessor, uploadStore: any UploadStore,
+                uploadPolicy: UploadPolicy, tokens: TokenIssuer, passwords: PasswordHasher, limits: PayloadLimits = PayloadLimits(),
                 logger: Logger) {
         self.configuration = configuration
         self.identity = identity
@@ -54,6 +59,9 @@ public struct Node: Sendable {
         self.notifications = notifications
         self.jobs = jobs
         self.notificationStore = notificationStore
+        self.uploads = uploads
+        self.uploadStore = uploadStore
+        self.uploadPolicy = uploadPolicy
         self.tokens = tokens
         self.passwords = passwords
         self.limits = limits
@@ -63,18 +71,20 @@ public struct Node: Sendable {
         sockets = SocketSweeper(timeout: configuration.socketTimeout) { metrics.socketTimeouts.increment() }
         memory = MemoryReturner(sockets: sockets, logger: logger)
         self.logger = logger
-        Self.connect(membership: membership, bus: bus, channels: channels, presence: presence, logger: logger)
+        Self.connect(membership: membership, bus: bus, channels: channels, presence: presence, uploads: uploads, logger: logger)
     }
 
     /// The node's long-running services, in start order (shutdown runs the other way: sockets
     /// close, notification jobs finish or are left to their leases, channels hand off and
     /// release, the bus and the heartbeat stop, the buffer flushes).
-    public var services: [any Service] { [buffer, membership, bus, channels, presence, notifications.worker, sockets, memory] }
+    public var services: [any Service] {
+        [buffer, membership, bus, channels, presence, notifications.worker, uploads.worker, sockets, memory]
+    }
 
     /// Membership changes move channels (handoff) and reap a dead node's presence; controls
     /// from other nodes reach the router and the sockets.
     private static func connect(membership: ClusterMembership, bus: ClusterBusService, channels: ChannelRouter,
-                                presence: PresenceTracker, logger: Logger) {
+                                presence: PresenceTracker, uploads: UploadProcessor, logger: Logger) {
         membership.onChange { changes, ring in
             await channels.ringChanged(ring)
             for change in changes {
@@ -98,6 +108,8 @@ public struct Node: Sendable {
                     let topic = "channel:\(channel)"
                     broadcaster.close(topic, with: PhoenixFrame(topic: topic, event: "phx_close", json: [:])) { $0.user(on: topic) == user }
                 }
+            case "upload_cancelled":
+                if let job = body["job"]?.intValue { uploads.stopRun(job: job) }
             case "take":
                 guard let channel = body["channel"]?.stringValue else { return }
                 await channels.take(channel, drainingSender: body["draining"]?.boolValue == true ? sender.name : nil)

@@ -52,7 +52,9 @@ public final class NodeMetrics: Sendable {
     private let repairs: Counter
     private let presenceReaped: Counter
     private let jobs: [String: Counter]
-    private let jobsRunning: Gauge
+    private let jobsRunning: [String: Gauge]
+    private let jobsMostRunning: [String: Gauge]
+    private let uploadOutcomes: [String: Counter]
     private let notificationsSent: [String: Counter]
     private let notificationsAllRead: Counter
     private let deliveryFailures: Counter
@@ -102,13 +104,25 @@ public final class NodeMetrics: Sendable {
         holesRepaired = registry.makeCounter(descriptor: Self.name("feed_messages_repaired_total", unit: "", help: "Messages delivered by reading the log/store because the bus lost or reordered them"))
         repairs = registry.makeCounter(descriptor: Self.name("feed_repairs_total", unit: "", help: "Hole repairs of channel feeds"))
         presenceReaped = registry.makeCounter(descriptor: Self.name("presence_reaped_total", unit: "", help: "Presence metas of dead nodes this node removed"))
-        jobs = Dictionary(uniqueKeysWithValues: ["claimed", "completed", "retried", "dead", "snoozed", "lost"].map { outcome in
-            (outcome, registry.makeCounter(descriptor: Self.name("jobs_total", unit: "",
-                                                                 help: "Notification jobs run here, by outcome (claimed; completed, retried, dead, snoozed, lost to another node or a cancel)"),
-                                           labels: [("queue", "notifications"), ("outcome", outcome)]))
+        let queues = [NotificationServer.queue, UploadProcessor.queue]
+        jobs = Dictionary(uniqueKeysWithValues: queues.flatMap { queue in
+            ["claimed", "completed", "retried", "dead", "snoozed", "lost"].map { outcome in
+                ("\(queue):\(outcome)", registry.makeCounter(descriptor: Self.name("jobs_total", unit: "",
+                                                                                  help: "Jobs run here, by queue and outcome (claimed; completed, retried, dead, snoozed, lost to another node or a cancel)"),
+                                                            labels: [("queue", queue), ("outcome", outcome)]))
+            }
         })
-        jobsRunning = registry.makeGauge(descriptor: Self.name("jobs_running", unit: "", help: "Jobs running here now"),
-                                         labels: [("queue", "notifications")])
+        jobsRunning = Dictionary(uniqueKeysWithValues: queues.map { queue in
+            (queue, registry.makeGauge(descriptor: Self.name("jobs_running", unit: "", help: "Jobs running here now"), labels: [("queue", queue)]))
+        })
+        jobsMostRunning = Dictionary(uniqueKeysWithValues: queues.map { queue in
+            (queue, registry.makeGauge(descriptor: Self.name("jobs_most_running", unit: "", help: "The most jobs that ran here at once since the start"),
+                                       labels: [("queue", queue)]))
+        })
+        uploadOutcomes = Dictionary(uniqueKeysWithValues: ["accepted", "scanned", "infected", "thumbnails", "failed", "cancelled"].map { outcome in
+            (outcome, registry.makeCounter(descriptor: Self.name("uploads_total", unit: "", help: "Uploads accepted here and what their jobs here did"),
+                                           labels: [("outcome", outcome)]))
+        })
         notificationsSent = Dictionary(uniqueKeysWithValues: ["in_app", "webhook", "email"].map { kind in
             (kind, registry.makeCounter(descriptor: Self.name("notifications_sent_total", unit: "", help: "Notifications delivered, by kind"),
                                         labels: [("kind", kind)]))
@@ -172,12 +186,19 @@ public final class NodeMetrics: Sendable {
         advance(storeErrors, "errors", to: stored.errors)
         pending.set(to: Double(stored.pending))
         lag.set(to: Double(stored.lagMilliseconds))
-        let worker = node.notifications.worker.stats()
-        for (outcome, total) in [("claimed", worker.claimed), ("completed", worker.completed), ("retried", worker.retried),
-                                 ("dead", worker.dead), ("snoozed", worker.snoozed), ("lost", worker.lost)] {
-            if let counter = jobs[outcome] { advance(counter, "jobs_" + outcome, to: total) }
+        for (queue, worker) in [(NotificationServer.queue, node.notifications.worker.stats()), (UploadProcessor.queue, node.uploads.worker.stats())] {
+            for (outcome, total) in [("claimed", worker.claimed), ("completed", worker.completed), ("retried", worker.retried),
+                                     ("dead", worker.dead), ("snoozed", worker.snoozed), ("lost", worker.lost)] {
+                if let counter = jobs["\(queue):\(outcome)"] { advance(counter, "jobs_\(queue)_\(outcome)", to: total) }
+            }
+            jobsRunning[queue]?.set(to: Double(worker.running))
+            jobsMostRunning[queue]?.set(to: Double(worker.mostRunning))
         }
-        jobsRunning.set(to: Double(worker.running))
+        let uploaded = node.uploads.stats()
+        for (outcome, total) in [("accepted", uploaded.accepted), ("scanned", uploaded.scanned), ("infected", uploaded.infected),
+                                 ("thumbnails", uploaded.thumbnails), ("failed", uploaded.failed), ("cancelled", uploaded.cancelled)] {
+            if let counter = uploadOutcomes[outcome] { advance(counter, "uploads_" + outcome, to: total) }
+        }
         let sent = node.notifications.stats()
         for (kind, total) in [("in_app", sent.inApp), ("webhook", sent.webhooks), ("email", sent.emails)] {
             if let counter = notificationsSent[kind] { advance(counter, "sent_" + kind, to: total) }

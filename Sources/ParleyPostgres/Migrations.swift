@@ -162,6 +162,27 @@ extension Migration {
             ALTER TABLE notifications ADD COLUMN read_at timestamptz;
             CREATE INDEX notifications_user ON notifications (user_id, created_at DESC);
             """),
+        // Uploads as the processor runs them, and which messages carry which.
+        Migration(version: 5, name: "upload processing and attachments", sql: """
+            ALTER TABLE uploads DROP CONSTRAINT uploads_status_check;
+            UPDATE uploads SET status = CASE status WHEN 'pending' THEN 'queued' WHEN 'processing' THEN 'thumbnailing'
+                                                    WHEN 'rejected' THEN 'infected' ELSE status END;
+            ALTER TABLE uploads ALTER COLUMN status SET DEFAULT 'queued';
+            ALTER TABLE uploads ADD CONSTRAINT uploads_status_check
+                CHECK (status IN ('queued', 'scanning', 'thumbnailing', 'ready', 'infected', 'failed', 'cancelled'));
+            ALTER TABLE uploads ADD COLUMN threat text, ADD COLUMN job_id bigint, ADD COLUMN started_at timestamptz;
+            CREATE INDEX uploads_sha256 ON uploads (sha256);
+            -- No reference to messages: a message reaches PostgreSQL after its acknowledgement.
+            CREATE TABLE message_attachments (
+                message_id uuid NOT NULL,
+                channel_id uuid NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+                upload_id  uuid NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (message_id, upload_id)
+            );
+            CREATE INDEX message_attachments_upload ON message_attachments (upload_id);
+            CREATE INDEX message_attachments_channel ON message_attachments (channel_id, created_at DESC);
+            """),
     ]
 }
 

@@ -72,6 +72,15 @@ public struct NodeConfiguration: Sendable {
     public var smtpFrom = "Parley <parley@localhost>"
     /// How long a webhook receiver has to answer.
     public var webhookTimeout: Duration = .seconds(10)
+    /// The folder of uploaded files, shared by every node.
+    public var blobDirectory = "var/blobs"
+    public var uploadPolicy = UploadPolicy()
+    /// Upload jobs one node runs at once.
+    public var uploadConcurrency = 5
+    /// ClamAV's clamd (`tcp://host:port`).
+    public var clamdURL = "tcp://127.0.0.1:3311"
+    /// Thumbnails fit in a square of this many pixels.
+    public var thumbnailSize = 320
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",

@@ -1,26 +1,31 @@
 import Logging
 import ParleyCore
 import ParleyDelivery
+import ParleyMedia
 import ParleyPostgres
 import ParleyRedis
 import ParleyRuntime
 
-/// The node's connections to Redis and PostgreSQL, and its ways out for notifications
-/// (webhooks over HTTP, mail over SMTP when configured).
+/// The node's connections to Redis and PostgreSQL, its ways out for notifications (webhooks
+/// over HTTP, mail over SMTP when configured), and its upload tools (clamd, libvips, ffmpeg).
 public struct Backends: Sendable {
     public let redis: RedisClient
     public let postgres: PostgresClient
     public let redisConfiguration: RedisConfiguration
     public let webhooks: HTTPWebhookSender
     public let mail: SMTPMailSender?
+    public let scanner: ClamdScanner
+    public let thumbnailer: MediaThumbnailer
 
-    public init(redis: RedisClient, postgres: PostgresClient, webhooks: HTTPWebhookSender = HTTPWebhookSender(),
-                mail: SMTPMailSender? = nil) {
+    public init(redis: RedisClient, postgres: PostgresClient, webhooks: HTTPWebhookSender, mail: SMTPMailSender?,
+                scanner: ClamdScanner, thumbnailer: MediaThumbnailer) {
         self.redis = redis
         self.postgres = postgres
         redisConfiguration = redis.configuration
         self.webhooks = webhooks
         self.mail = mail
+        self.scanner = scanner
+        self.thumbnailer = thumbnailer
     }
 
     /// Opens the clients from `configuration`, after checking the URLs parse.
@@ -34,7 +39,8 @@ public struct Backends: Sendable {
         }
         return Backends(redis: RedisClient(redisConfiguration, logger: logger),
                         postgres: PostgresClient(postgresConfiguration, logger: logger),
-                        webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout), mail: mail)
+                        webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout), mail: mail,
+                        scanner: try ClamdScanner(url: configuration.clamdURL), thumbnailer: MediaThumbnailer())
     }
 
     /// Each backend's answer to a ping within `timeout`: nil when it answered, else why not.
@@ -55,6 +61,8 @@ public struct Backends: Sendable {
     public func shutdown() async {
         await webhooks.shutdown()
         await mail?.shutdown()
+        await scanner.shutdown()
+        await thumbnailer.shutdown()
         await redis.shutdown()
         await postgres.shutdown()
     }

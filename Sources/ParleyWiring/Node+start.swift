@@ -55,10 +55,20 @@ extension Node {
                                             poll: configuration.jobPoll),
                 deliveryAttempts: configuration.notificationAttempts),
             logger: nodeLogger)
+        let uploadStore = PostgresUploadStore(client: backends.postgres)
+        let uploads = UploadProcessor(
+            jobs: PostgresJobQueue(client: backends.postgres), store: uploadStore, blobs: try BlobDirectory(root: configuration.blobDirectory),
+            scanner: backends.scanner, thumbnailer: backends.thumbnailer, publisher: bus, worker: identity.description,
+            settings: UploadProcessor.Settings(
+                workers: JobWorker.Settings(concurrency: configuration.uploadConcurrency, visibility: configuration.jobVisibility,
+                                            poll: configuration.jobPoll),
+                thumbnailSize: configuration.thumbnailSize),
+            logger: nodeLogger)
         return Node(configuration: configuration, identity: identity, backends: backends.handles, directory: directory,
                     membership: membership, bus: bus, channels: channels, buffer: buffer, presence: presence,
                     notifications: notifications, jobs: PostgresJobQueue(client: backends.postgres),
                     notificationStore: PostgresNotificationStore(client: backends.postgres),
+                    uploads: uploads, uploadStore: uploadStore, uploadPolicy: configuration.uploadPolicy,
                     tokens: await TokenIssuer(secret: configuration.tokenSecret, lifetime: configuration.tokenLifetime),
                     passwords: PasswordHasher(cost: UInt8(clamping: configuration.bcryptCost)), logger: nodeLogger)
     }

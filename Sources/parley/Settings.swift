@@ -110,6 +110,18 @@ struct NodeOptions: ParsableArguments {
     var smtpFrom: String?
     @Option(help: "How long a webhook receiver has to answer, ms. Env PARLEY_WEBHOOK_TIMEOUT_MS; default 10000.")
     var webhookTimeoutMs: Int?
+    @Option(help: "Folder of uploaded files, shared by every node. Env PARLEY_BLOB_DIR; default var/blobs.")
+    var blobDir: String?
+    @Option(help: "Largest upload, bytes. Env PARLEY_UPLOAD_MAX_BYTES; default 26214400 (25 MiB).")
+    var uploadMaxBytes: Int?
+    @Option(help: "Accepted upload types, comma-separated. Env PARLEY_UPLOAD_TYPES; default images, videos, PDF, text.")
+    var uploadTypes: String?
+    @Option(help: "Upload jobs one node runs at once. Env PARLEY_UPLOAD_CONCURRENCY; default 5.")
+    var uploadConcurrency: Int?
+    @Option(help: "ClamAV's clamd, tcp://host:port. Env PARLEY_CLAMD_URL; default tcp://127.0.0.1:3311 (cluster/services).")
+    var clamdURL: String?
+    @Option(help: "Thumbnails fit in a square of this many pixels. Env PARLEY_THUMBNAIL_SIZE; default 320.")
+    var thumbnailSize: Int?
 
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
@@ -159,6 +171,19 @@ struct NodeOptions: ParsableArguments {
               configuration.jobVisibility >= .seconds(1), configuration.jobPoll >= .milliseconds(10),
               configuration.webhookTimeout >= .milliseconds(100) else {
             throw ValidationError("notification window ≥ 0, concurrency ≥ 1, attempts ≥ 1, job visibility ≥ 1000 ms, job poll ≥ 10 ms, webhook timeout ≥ 100 ms")
+        }
+        configuration.blobDirectory = try setting(blobDir, "PARLEY_BLOB_DIR", configuration.blobDirectory)
+        configuration.uploadPolicy.maximumBytes = try setting(uploadMaxBytes, "PARLEY_UPLOAD_MAX_BYTES", configuration.uploadPolicy.maximumBytes)
+        let types = try setting(uploadTypes, "PARLEY_UPLOAD_TYPES", "")
+        if !types.isEmpty {
+            configuration.uploadPolicy.allowedTypes = Set(types.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        }
+        configuration.uploadConcurrency = try setting(uploadConcurrency, "PARLEY_UPLOAD_CONCURRENCY", configuration.uploadConcurrency)
+        configuration.clamdURL = try setting(clamdURL, "PARLEY_CLAMD_URL", configuration.clamdURL)
+        configuration.thumbnailSize = try setting(thumbnailSize, "PARLEY_THUMBNAIL_SIZE", configuration.thumbnailSize)
+        guard configuration.uploadPolicy.maximumBytes >= 1024, configuration.uploadPolicy.maximumBytes <= 1 << 30,
+              configuration.uploadConcurrency >= 1, (16...4096).contains(configuration.thumbnailSize) else {
+            throw ValidationError("upload size limit 1 KiB…1 GiB, upload concurrency ≥ 1, thumbnail size 16…4096")
         }
         guard configuration.outboxCapacity >= 8 else { throw ValidationError("the outbox capacity must be at least 8 frames") }
         guard configuration.socketTimeout >= .seconds(1), configuration.awayAfter >= .seconds(1) else {

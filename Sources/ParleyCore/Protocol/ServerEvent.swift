@@ -59,8 +59,9 @@ public enum ServerEvent: Sendable, Hashable {
     /// Workspace-wide: a channel was created, a member joined.
     case channelCreated(JSONValue)
     case memberJoined(JSONValue)
-    /// On `user:{id}`: an in-app notification.
+    /// On `user:{id}`: an in-app notification; an upload's progress.
     case notification(JSONValue)
+    case uploadStatus(JSONValue)
     /// `phx_error`: the topic's server stopped; Phoenix clients rejoin.
     case topicError
 
@@ -79,6 +80,7 @@ public enum ServerEvent: Sendable, Hashable {
         case .channelCreated: return "channel_created"
         case .memberJoined: return "member_joined"
         case .notification: return "notification"
+        case .uploadStatus: return "upload_status"
         case .topicError: return "phx_error"
         }
     }
@@ -96,7 +98,7 @@ public enum ServerEvent: Sendable, Hashable {
         case .readReceipt(let userID, let seq):
             return ["user_id": .string(userID), "seq": .int(seq)]
         case .presenceState(let state), .presenceDiff(let state), .channelCreated(let state), .memberJoined(let state),
-             .notification(let state):
+             .notification(let state), .uploadStatus(let state):
             return state
         case .topicError:
             return [:]

@@ -23,6 +23,7 @@ struct APIRoutes: Sendable {
         api.get("channels/:channel/messages") { request, context in try await handle { try await history(request, context) } }
         api.post("channels/:channel/messages") { request, context in try await handle { try await post(request, context) } }
         registerNotifications(on: api)
+        registerUploads(on: api)
     }
 
     func handle(_ body: () async throws -> JSONResponse) async throws -> JSONResponse {
@@ -177,9 +178,16 @@ struct APIRoutes: Sendable {
                                                                                      limits: node.limits) else {
             throw ChannelError.notFound("message")
         }
+        let attachments = try await attachable(body.members["attachments"], channel: channel, user: user)
         let message = try await node.channels.call(.post(body: text, clientMessageID: clientID, threadRootID: root),
                                                    channel: channel, user: user).message()
-        return JSONResponse(["message": message.json], status: .created)
+        try await node.uploadStore.attach(attachments.map(\.id), message: message.id, channel: channel)
+        var json = message.json
+        if case .object(var members) = json, !attachments.isEmpty {
+            members["attachments"] = .array(attachments.map(\.json))
+            json = .object(members)
+        }
+        return JSONResponse(["message": json], status: .created)
     }
 
     // MARK: Helpers
@@ -214,7 +222,7 @@ struct APIRoutes: Sendable {
         }
     }
 
-    private func requireWorkspaceMember(_ workspace: String, _ user: String) async throws {
+    func requireWorkspaceMember(_ workspace: String, _ user: String) async throws {
         guard try await node.directory.isWorkspaceMember(workspace: workspace, user: user) else {
             throw DirectoryError.forbidden("not a member of workspace \(workspace)")
         }
