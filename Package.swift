@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "CJemalloc", "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway", "ParleyWiring",
+                "CJemalloc", "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyGateway", "ParleyWiring", "ParleyDelivery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -192,6 +192,7 @@ let package = Package(
             name: "ParleyNodeTests",
             dependencies: [
                 "ParleyCore", "ParleyAuth", "ParleyRuntime", "ParleyGateway", "ParleyWiring", "ParleyPostgres", "ParleyRedis", "ParleyTestSupport",
+                "ParleyDelivery",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -123,7 +123,7 @@ public final class NodeMetrics: Sendable {
             (outcome, registry.makeCounter(descriptor: Self.name("uploads_total", unit: "", help: "Uploads accepted here and what their jobs here did"),
                                            labels: [("outcome", outcome)]))
         })
-        notificationsSent = Dictionary(uniqueKeysWithValues: ["in_app", "webhook", "email"].map { kind in
+        notificationsSent = Dictionary(uniqueKeysWithValues: ["in_app", "webhook", "email", "push"].map { kind in
             (kind, registry.makeCounter(descriptor: Self.name("notifications_sent_total", unit: "", help: "Notifications delivered, by kind"),
                                         labels: [("kind", kind)]))
         })
@@ -200,7 +200,7 @@ public final class NodeMetrics: Sendable {
             if let counter = uploadOutcomes[outcome] { advance(counter, "uploads_" + outcome, to: total) }
         }
         let sent = node.notifications.stats()
-        for (kind, total) in [("in_app", sent.inApp), ("webhook", sent.webhooks), ("email", sent.emails)] {
+        for (kind, total) in [("in_app", sent.inApp), ("webhook", sent.webhooks), ("email", sent.emails), ("push", sent.pushes)] {
             if let counter = notificationsSent[kind] { advance(counter, "sent_" + kind, to: total) }
         }
         advance(notificationsAllRead, "all_read", to: sent.digestsAllRead)

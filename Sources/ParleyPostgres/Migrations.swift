@@ -183,6 +183,18 @@ extension Migration {
             CREATE INDEX message_attachments_upload ON message_attachments (upload_id);
             CREATE INDEX message_attachments_channel ON message_attachments (channel_id, created_at DESC);
             """),
+        // Browsers' Web Push subscriptions.
+        Migration(version: 6, name: "push subscriptions", sql: """
+            CREATE TABLE push_subscriptions (
+                id         uuid PRIMARY KEY,
+                user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                endpoint   text NOT NULL UNIQUE,
+                p256dh     bytea NOT NULL,
+                auth       bytea NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
+            """),
     ]
 }
 

@@ -167,4 +167,35 @@ public struct PostgresNotificationStore: NotificationStore {
         !(try await client.query("SELECT 1 FROM jobs WHERE id = $1 AND queue = 'notifications' AND payload->>'user' = $2", id, user))
             .isEmpty
     }
+
+    public func addPushSubscription(user: String, endpoint: String, key: [UInt8], authSecret: [UInt8]) async throws -> String {
+        try await client.query("""
+            INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth) VALUES ($1::uuid, $2::uuid, $3, $4, $5)
+            ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth
+            RETURNING id::text
+            """, UUID().uuidString.lowercased(), user, endpoint, key, authSecret)[0].decode(String.self, at: 0)
+    }
+
+    public func pushSubscriptions(user: String) async throws -> [PushSubscription] {
+        try await client.query("SELECT id::text, user_id::text, endpoint, p256dh, auth FROM push_subscriptions WHERE user_id = $1::uuid",
+                               user).map(Self.subscription)
+    }
+
+    public func pushSubscription(id: String) async throws -> PushSubscription? {
+        guard UUID(uuidString: id) != nil else { return nil }
+        return try await client.query("SELECT id::text, user_id::text, endpoint, p256dh, auth FROM push_subscriptions WHERE id = $1::uuid",
+                                      id).first.map(Self.subscription)
+    }
+
+    public func removePushSubscription(id: String, user: String?) async throws -> Bool {
+        guard UUID(uuidString: id) != nil else { return false }
+        return !(try await client.query("""
+            DELETE FROM push_subscriptions WHERE id = $1::uuid AND ($2::uuid IS NULL OR user_id = $2::uuid) RETURNING 1
+            """, id, user)).isEmpty
+    }
+
+    private static func subscription(_ row: PostgresRow) throws -> PushSubscription {
+        PushSubscription(id: try row.decode(at: 0), user: try row.decode(at: 1), endpoint: try row.decode(at: 2), key: try row.decode(at: 3),
+                         authSecret: try row.decode(at: 4))
+    }
 }

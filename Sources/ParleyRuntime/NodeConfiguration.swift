@@ -81,6 +81,10 @@ public struct NodeConfiguration: Sendable {
     public var clamdURL = "tcp://127.0.0.1:3311"
     /// Thumbnails fit in a square of this many pixels.
     public var thumbnailSize = 320
+    /// The VAPID private key (base64url P-256 scalar) that signs Web Push requests; nil: no Web Push.
+    public var vapidPrivateKey: String?
+    /// Who push services may contact about this server's pushes (`mailto:` or `https:`).
+    public var vapidSubject = "mailto:admin@localhost"
 
     public init(nodeName: String = "node-1", httpHost: String = "127.0.0.1", httpPort: Int = 4000,
                 redisURL: String = "redis://127.0.0.1:6380", redisPoolSize: Int = 4, redisPrefix: String = "parley",

@@ -14,16 +14,18 @@ public struct Backends: Sendable {
     public let redisConfiguration: RedisConfiguration
     public let webhooks: HTTPWebhookSender
     public let mail: SMTPMailSender?
+    public let webPush: WebPushSender?
     public let scanner: ClamdScanner
     public let thumbnailer: MediaThumbnailer
 
-    public init(redis: RedisClient, postgres: PostgresClient, webhooks: HTTPWebhookSender, mail: SMTPMailSender?,
+    public init(redis: RedisClient, postgres: PostgresClient, webhooks: HTTPWebhookSender, mail: SMTPMailSender?, webPush: WebPushSender?,
                 scanner: ClamdScanner, thumbnailer: MediaThumbnailer) {
         self.redis = redis
         self.postgres = postgres
         redisConfiguration = redis.configuration
         self.webhooks = webhooks
         self.mail = mail
+        self.webPush = webPush
         self.scanner = scanner
         self.thumbnailer = thumbnailer
     }
@@ -40,6 +42,9 @@ public struct Backends: Sendable {
         return Backends(redis: RedisClient(redisConfiguration, logger: logger),
                         postgres: PostgresClient(postgresConfiguration, logger: logger),
                         webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout), mail: mail,
+                        webPush: try configuration.vapidPrivateKey.map {
+                            try WebPushSender(privateKey: $0, subject: configuration.vapidSubject, timeout: configuration.webhookTimeout)
+                        },
                         scanner: try ClamdScanner(url: configuration.clamdURL), thumbnailer: MediaThumbnailer())
     }
 
@@ -61,6 +66,7 @@ public struct Backends: Sendable {
     public func shutdown() async {
         await webhooks.shutdown()
         await mail?.shutdown()
+        await webPush?.shutdown()
         await scanner.shutdown()
         await thumbnailer.shutdown()
         await redis.shutdown()

@@ -41,7 +41,7 @@ extension Node {
         let presenceStore = RedisPresenceStore(client: backends.redis, keys: keys)
         let notifications = NotificationServer(
             jobs: PostgresJobQueue(client: backends.postgres), store: PostgresNotificationStore(client: backends.postgres),
-            webhooks: backends.webhooks, mail: backends.mail, publisher: bus,
+            webhooks: backends.webhooks, mail: backends.mail, push: backends.webPush, publisher: bus,
             online: { channel in
                 // `@here`: the channel's workspace's members online now, on any node.
                 guard let workspace = try? await directory.channel(id: channel)?.workspaceID,

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ParleyCore
+import ParleyDelivery
 import ParleyGateway
 import ParleyPostgres
 import ParleyRuntime
@@ -16,7 +17,7 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "Parley: a real-time messaging backend that runs as a cluster of identical nodes.",
         version: ParleyVersion.current,
-        subcommands: [Serve.self, Migrate.self, Version.self, Bench.self])
+        subcommands: [Serve.self, Migrate.self, VapidKey.self, Version.self, Bench.self])
 }
 
 /// Logging to standard error at `level`, set up once per process.
@@ -154,4 +155,16 @@ struct Migrate: AsyncParsableCommand {
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
     func run() { print("parley \(ParleyVersion.current)") }
+}
+
+struct VapidKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vapid-key",
+        abstract: "Make a VAPID key for Web Push: give every node the private one (PARLEY_VAPID_PRIVATE_KEY); browsers subscribe with the public one (GET /api/push/key serves it).")
+
+    func run() {
+        let key = WebPushSender.newKey()
+        print("PARLEY_VAPID_PRIVATE_KEY=\(key.privateKey)")
+        print("# public key: \(key.publicKey)")
+    }
 }

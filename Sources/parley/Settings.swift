@@ -122,6 +122,10 @@ struct NodeOptions: ParsableArguments {
     var clamdURL: String?
     @Option(help: "Thumbnails fit in a square of this many pixels. Env PARLEY_THUMBNAIL_SIZE; default 320.")
     var thumbnailSize: Int?
+    @Option(help: "VAPID private key signing Web Push (base64url; `parley vapid-key` makes one), the same on every node. Env PARLEY_VAPID_PRIVATE_KEY; default none (no Web Push).")
+    var vapidPrivateKey: String?
+    @Option(help: "Contact given to push services, mailto: or https:. Env PARLEY_VAPID_SUBJECT; default mailto:admin@localhost.")
+    var vapidSubject: String?
 
     func apply(to configuration: inout NodeConfiguration) throws {
         configuration.nodeName = try setting(nodeName, "PARLEY_NODE_NAME", ProcessInfo.processInfo.hostName)
@@ -181,6 +185,12 @@ struct NodeOptions: ParsableArguments {
         configuration.uploadConcurrency = try setting(uploadConcurrency, "PARLEY_UPLOAD_CONCURRENCY", configuration.uploadConcurrency)
         configuration.clamdURL = try setting(clamdURL, "PARLEY_CLAMD_URL", configuration.clamdURL)
         configuration.thumbnailSize = try setting(thumbnailSize, "PARLEY_THUMBNAIL_SIZE", configuration.thumbnailSize)
+        let vapid = try setting(vapidPrivateKey, "PARLEY_VAPID_PRIVATE_KEY", "")
+        configuration.vapidPrivateKey = vapid.isEmpty ? nil : vapid
+        configuration.vapidSubject = try setting(vapidSubject, "PARLEY_VAPID_SUBJECT", configuration.vapidSubject)
+        guard configuration.vapidSubject.hasPrefix("mailto:") || configuration.vapidSubject.hasPrefix("https:") else {
+            throw ValidationError("the VAPID subject must be a mailto: or https: URL")
+        }
         guard configuration.uploadPolicy.maximumBytes >= 1024, configuration.uploadPolicy.maximumBytes <= 1 << 30,
               configuration.uploadConcurrency >= 1, (16...4096).contains(configuration.thumbnailSize) else {
             throw ValidationError("upload size limit 1 KiB…1 GiB, upload concurrency ≥ 1, thumbnail size 16…4096")

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HummingbirdTesting
 import ParleyCore
+import ParleyDelivery
 import ParleyRuntime
 import ParleyTestSupport
 import Testing
@@ -12,11 +13,13 @@ final class NotificationSinks: Sendable {
     let http: Int
     let smtp: Int
     let secret: String
+    /// The push service's browser subscription, as `PushSubscription.toJSON()` gives it.
+    let subscription: JSONValue
     private let log: String
     private let pid: pid_t
 
-    private init(http: Int, smtp: Int, secret: String, log: String, pid: pid_t) {
-        (self.http, self.smtp, self.secret, self.log, self.pid) = (http, smtp, secret, log, pid)
+    private init(http: Int, smtp: Int, secret: String, subscription: JSONValue, log: String, pid: pid_t) {
+        (self.http, self.smtp, self.secret, self.subscription, self.log, self.pid) = (http, smtp, secret, subscription, log, pid)
     }
 
     static func start(failFirst: Int = 0) async throws -> NotificationSinks {
@@ -31,7 +34,8 @@ final class NotificationSinks: Sendable {
         for _ in 0..<200 {
             if let text = try? String(contentsOfFile: folder + "/ready", encoding: .utf8), let ports = try? JSONParser.parse(text),
                let http = ports["http"]?.intValue, let smtp = ports["smtp"]?.intValue {
-                return NotificationSinks(http: Int(http), smtp: Int(smtp), secret: secret, log: folder + "/log", pid: pid)
+                return NotificationSinks(http: Int(http), smtp: Int(smtp), secret: secret, subscription: ports["subscription"] ?? .null,
+                                         log: folder + "/log", pid: pid)
             }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -179,6 +183,56 @@ struct NotificationTests {
                     (try? await client.json(.get, "/api/notifications", token: bob.token).1["unread"]) == 2
                 }, "delivered after it")
                 #expect(Int64(Date().timeIntervalSince1970 * 1000) >= until)
+            }
+        }
+    }
+
+    /// Web Push: the push service (played by `notify_sinks.py`) decrypts the payload with
+    /// `http_ece` and the subscription's own private key, and verifies the VAPID token; a
+    /// subscription whose push service answers 410 is forgotten.
+    @Test func aWebPushDecryptsWithAnIndependentLibraryAndItsVAPIDTokenVerifies() async throws {
+        let sinks = try await NotificationSinks.start()
+        defer { sinks.stop() }
+        let vapid = WebPushSender.newKey()
+        try await withTimeout(.seconds(60)) {
+            try await NodeHarness.withNode(configure: {
+                Self.configure(sinks, window: .milliseconds(200))(&$0)
+                $0.vapidPrivateKey = vapid.privateKey
+                $0.vapidSubject = "mailto:ops@example.com"
+            }) { client, _, backends in
+                let (alice, bob, _, channel) = try await Self.room(client)
+                let (_, key) = try await client.json(.get, "/api/push/key")
+                #expect(key["public_key"]?.stringValue == vapid.publicKey)
+                let (subscribed, answer) = try await client.json(.post, "/api/push/subscriptions", token: bob.token, body: sinks.subscription)
+                #expect(subscribed == .created, "\(answer)")
+                var gone = sinks.subscription
+                if case .object(var members) = gone {
+                    members["endpoint"] = .string("http://127.0.0.1:\(sinks.http)/push/gone")
+                    gone = .object(members)
+                }
+                #expect(try await client.json(.post, "/api/push/subscriptions", token: bob.token, body: gone).0 == .created)
+                for (body, field) in [(["endpoint": "x", "keys": ["p256dh": "AAAA", "auth": "AAAAAAAAAAAAAAAAAAAAAA"]], "p256dh"),
+                                      (["endpoint": sinks.subscription["endpoint"] ?? "", "keys": ["p256dh": sinks.subscription["keys"]?["p256dh"] ?? "", "auth": "AAAA"]], "auth")]
+                    as [(JSONValue, String)] {
+                    let (status, refused) = try await client.json(.post, "/api/push/subscriptions", token: bob.token, body: body)
+                    #expect(status == .badRequest && refused["error"]?["code"] == "invalid_payload", "\(field): \(refused)")
+                }
+
+                _ = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token, body: ["body": "@bob push me"])
+                #expect(await TestServices.eventually(within: .seconds(20)) { sinks.deliveries().contains { $0["kind"] == "push" } })
+                let push = try #require(sinks.deliveries().first { $0["kind"] == "push" })
+                #expect(push["decrypt_error"] == nil, "\(push)")
+                #expect(push["payload"]?["title"] == "alice mentioned you in #general", "decrypted: \(push)")
+                #expect(push["payload"]?["body"] == "@bob push me")
+                #expect(push["vapid_valid"] == true && push["k"]?.stringValue == vapid.publicKey, "\(push)")
+                #expect(push["claims"]?["sub"] == "mailto:ops@example.com")
+                #expect(push["content_encoding"] == "aes128gcm" && push["urgency"] == "high")
+                // The gone subscription was forgotten; the live one stays.
+                #expect(await TestServices.eventually {
+                    (try? await backends.postgres.query("SELECT count(*)::bigint FROM push_subscriptions")[0].decode(Int64.self, at: 0)) == 1
+                })
+                let metrics = try await client.execute(uri: "/metrics", method: .get) { String(decoding: $0.body.readableBytesView, as: UTF8.self) }
+                #expect(metrics.contains(#"parley_notifications_sent_total{kind="push"} 1"#))
             }
         }
     }

@@ -1,6 +1,9 @@
 """Receivers of Parley's notifications, as an operator's systems would be: a webhook endpoint
-(checks each request's HMAC-SHA256 signature with the standard library's `hmac`) and an SMTP
-server (aiosmtpd from PyPI). Every delivery is recorded, duplicates included.
+(checks each request's HMAC-SHA256 signature with the standard library's `hmac`), an SMTP
+server (aiosmtpd from PyPI), and a Web Push service holding one browser subscription of its
+own: it decrypts each push with `http_ece` (PyPI, the library pywebpush uses) and the
+subscription's private key, and verifies the VAPID token (ES256, with `cryptography`) and its
+claims. Every delivery is recorded, duplicates included; `/push/gone` answers 410.
 
 Standalone (for the Swift node tests):
   notify_sinks.py --ready FILE --log FILE [--secret S] [--fail-first N] [--delay-ms MS]
@@ -8,6 +11,7 @@ writes {"http": port, "smtp": port} to FILE once both listen, appends one JSON l
 delivery to the log, and runs until it is killed.
 """
 import argparse
+import base64
 import email
 import email.policy
 import hashlib
@@ -19,7 +23,19 @@ import socket
 import threading
 import time
 
+import http_ece
 from aiosmtpd.controller import Controller
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def free_port():
@@ -35,14 +51,17 @@ class Sinks:
     def __init__(self, secret=None, fail_first=0, delay=0.0, log=None):
         self.secret, self.fail_left, self.delay, self.log = secret, fail_first, delay, log
         self.lock = threading.Lock()
-        self.webhooks, self.mails = [], []
+        self.webhooks, self.mails, self.pushes = [], [], []
         self.http_port, self.smtp_port = free_port(), free_port()
+        # The browser's side of a push subscription: its key pair and auth secret.
+        self.push_key = ec.generate_private_key(ec.SECP256R1())
+        self.push_auth = os.urandom(16)
 
     def record(self, kind, entry):
         entry["kind"] = kind
         entry["at"] = time.time()
         with self.lock:
-            (self.webhooks if kind == "webhook" else self.mails).append(entry)
+            {"webhook": self.webhooks, "email": self.mails, "push": self.pushes}[kind].append(entry)
             if self.log:
                 with open(self.log, "a") as out:
                     out.write(json.dumps(entry) + "\n")
@@ -53,6 +72,12 @@ class Sinks:
         class Hook(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.startswith("/push/"):
+                    status = 410 if self.path == "/push/gone" else sinks.receive_push(body, self.headers)
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 stamp = self.headers.get("X-Parley-Timestamp", "")
                 given = self.headers.get("X-Parley-Signature", "")
                 valid = None
@@ -89,6 +114,40 @@ class Sinks:
         self.smtp.start()
         return self
 
+    @property
+    def subscription(self):
+        """The subscription as a browser's PushSubscription.toJSON() gives it."""
+        point = self.push_key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        return {"endpoint": f"http://127.0.0.1:{self.http_port}/push/subscription-1",
+                "keys": {"p256dh": b64url(point), "auth": b64url(self.push_auth)}}
+
+    def receive_push(self, body, headers):
+        """Decrypts a push (RFC 8291) and verifies its VAPID token (RFC 8292); records both."""
+        entry = {"content_encoding": headers.get("Content-Encoding"), "ttl": headers.get("TTL"), "urgency": headers.get("Urgency")}
+        try:
+            entry["payload"] = json.loads(http_ece.decrypt(body, private_key=self.push_key, auth_secret=self.push_auth,
+                                                           version="aes128gcm"))
+        except Exception as error:  # recorded: the test says what failed
+            entry["decrypt_error"] = repr(error)
+        auth = headers.get("Authorization", "")
+        try:
+            fields = dict(part.strip().split("=", 1) for part in auth[len("vapid "):].split(","))
+            token, key = fields["t"], fields["k"]
+            head, claims, signature = token.split(".")
+            raw = unb64url(signature)
+            public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), unb64url(key))
+            public.verify(utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")),
+                          f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+            header, claims = json.loads(unb64url(head)), json.loads(unb64url(claims))
+            entry.update({"k": key, "claims": claims, "vapid_valid": auth.startswith("vapid ") and header.get("alg") == "ES256"
+                          and claims.get("aud") == f"http://127.0.0.1:{self.http_port}"
+                          and time.time() < claims.get("exp", 0) <= time.time() + 24 * 3600
+                          and str(claims.get("sub", "")).startswith(("mailto:", "https:"))})
+        except (InvalidSignature, KeyError, ValueError) as error:
+            entry.update({"vapid_valid": False, "vapid_error": repr(error)})
+        self.record("push", entry)
+        return 201
+
     def stop(self):
         self.http.shutdown()
         self.smtp.stop()
@@ -108,7 +167,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     sinks = Sinks(args.secret, args.fail_first, args.delay_ms / 1000, args.log).start()
     with open(args.ready + ".tmp", "w") as out:
-        json.dump({"http": sinks.http_port, "smtp": sinks.smtp_port}, out)
+        json.dump({"http": sinks.http_port, "smtp": sinks.smtp_port, "subscription": sinks.subscription}, out)
     os.replace(args.ready + ".tmp", args.ready)
     while True:
         time.sleep(3600)

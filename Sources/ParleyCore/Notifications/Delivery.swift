@@ -4,11 +4,14 @@ public enum DeliveryError: Error, Sendable, CustomStringConvertible {
     case retryable(String)
     /// The receiver refused the request itself (a 4xx, a rejected recipient): the job is dead.
     case permanent(String)
+    /// The destination no longer exists (a push subscription the browser dropped): forget it.
+    case gone(String)
 
     public var description: String {
         switch self {
         case .retryable(let why): return "retryable: \(why)"
         case .permanent(let why): return "permanent: \(why)"
+        case .gone(let why): return "gone: \(why)"
         }
     }
 }
@@ -53,4 +56,51 @@ public struct MailMessage: Sendable, Hashable {
 public protocol MailSender: Sendable {
     /// Hands `message` to the mail server; throws `DeliveryError`.
     func send(_ message: MailMessage) async throws
+}
+
+/// A browser's push subscription (the Push API's `PushSubscription`, registered by the user).
+public struct PushSubscription: Sendable, Hashable {
+    public let id: String
+    public let user: String
+    public let endpoint: String
+    /// The subscription's P-256 public key, uncompressed (65 bytes).
+    public let key: [UInt8]
+    /// Its 16-byte auth secret.
+    public let authSecret: [UInt8]
+
+    public init(id: String, user: String, endpoint: String, key: [UInt8], authSecret: [UInt8]) {
+        self.id = id
+        self.user = user
+        self.endpoint = endpoint
+        self.key = key
+        self.authSecret = authSecret
+    }
+}
+
+/// One push message for one subscription.
+public struct PushMessage: Sendable, Hashable {
+    public let endpoint: String
+    public let subscriberKey: [UInt8]
+    public let authSecret: [UInt8]
+    /// The cleartext (JSON); the sender encrypts it for the subscription.
+    public let payload: [UInt8]
+    public let urgent: Bool
+    /// Seconds the push service keeps it for an offline browser.
+    public let timeToLive: Int
+
+    public init(endpoint: String, subscriberKey: [UInt8], authSecret: [UInt8], payload: [UInt8], urgent: Bool, timeToLive: Int = 86_400) {
+        self.endpoint = endpoint
+        self.subscriberKey = subscriberKey
+        self.authSecret = authSecret
+        self.payload = payload
+        self.urgent = urgent
+        self.timeToLive = timeToLive
+    }
+}
+
+public protocol PushSender: Sendable {
+    /// The VAPID public key browsers subscribe with.
+    var publicKey: String { get }
+    /// Sends `push`; throws `DeliveryError` (`gone` when the subscription no longer exists).
+    func send(_ push: PushMessage) async throws
 }

@@ -27,4 +27,11 @@ public protocol NotificationStore: Sendable {
     func deadJobs(user: String) async throws -> [JobRecord]
     /// Whether job `id` is one of the user's notification jobs.
     func ownsJob(_ id: Int64, user: String) async throws -> Bool
+    /// Registers a browser's subscription for `user` (an endpoint registered again moves to
+    /// them, with its new keys); returns its id.
+    func addPushSubscription(user: String, endpoint: String, key: [UInt8], authSecret: [UInt8]) async throws -> String
+    func pushSubscriptions(user: String) async throws -> [PushSubscription]
+    func pushSubscription(id: String) async throws -> PushSubscription?
+    /// Removes the subscription (of `user`, when given); false when there was none.
+    func removePushSubscription(id: String, user: String?) async throws -> Bool
 }

@@ -14,6 +14,50 @@ extension APIRoutes {
         api.get("notifications/dead") { request, _ in try await handle { try await deadNotifications(request) } }
         api.post("notifications/dead/:job/retry") { request, context in try await handle { try await retryNotification(request, context) } }
         api.put("channels/:channel/mute") { request, context in try await handle { try await mute(request, context) } }
+        api.get("push/key") { _, _ in try await handle { try pushKey() } }
+        api.post("push/subscriptions") { request, context in try await handle { try await subscribe(request, context) } }
+        api.delete("push/subscriptions/:subscription") { request, context in try await handle { try await unsubscribe(request, context) } }
+    }
+
+    /// The VAPID public key a browser subscribes with (`applicationServerKey`).
+    private func pushKey() throws -> JSONResponse {
+        guard let push = node.notifications.push else { throw DirectoryError.notFound("Web Push (no VAPID key is configured)") }
+        return JSONResponse(["public_key": .string(push.publicKey)])
+    }
+
+    /// A browser's `PushSubscription.toJSON()`: `{endpoint, keys: {p256dh, auth}}`.
+    private func subscribe(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        guard node.notifications.push != nil else { throw DirectoryError.notFound("Web Push (no VAPID key is configured)") }
+        let body = try await payload(request, context)
+        let endpoint = try body.string("endpoint", maxLength: 2000)
+        guard let url = URL(string: endpoint), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+            throw ProtocolError.invalidField(field: "endpoint", reason: "must be the push service's URL")
+        }
+        let keys = try PayloadReader(body.members["keys"] ?? .null)
+        guard let key = Self.base64URL(try keys.string("p256dh", maxLength: 200)), key.count == 65, key.first == 4 else {
+            throw ProtocolError.invalidField(field: "keys.p256dh", reason: "must be an uncompressed P-256 public key, base64url")
+        }
+        guard let auth = Self.base64URL(try keys.string("auth", maxLength: 64)), auth.count == 16 else {
+            throw ProtocolError.invalidField(field: "keys.auth", reason: "must be 16 bytes, base64url")
+        }
+        let id = try await node.notificationStore.addPushSubscription(user: user, endpoint: endpoint, key: key, authSecret: auth)
+        return JSONResponse(["subscription": ["id": .string(id), "endpoint": .string(endpoint)]], status: .created)
+    }
+
+    private func unsubscribe(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
+        let user = try await authenticate(request)
+        let id = try self.id(context, "subscription")
+        guard try await node.notificationStore.removePushSubscription(id: id, user: user) else {
+            throw DirectoryError.notFound("subscription \(id)")
+        }
+        return JSONResponse(["removed": .string(id)])
+    }
+
+    static func base64URL(_ text: String) -> [UInt8]? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64).map { [UInt8]($0) }
     }
 
     private func listNotifications(_ request: Request) async throws -> JSONResponse {

@@ -12,6 +12,8 @@ import Synchronization
 /// - `digest`: waits out the recipient's do-not-disturb; drops what they read meanwhile;
 ///   stores the in-app notification, queues a `webhook` and an `email` job as their settings
 ///   ask, then pushes the notification on `user:{id}` to their sockets on every node.
+/// - `push`: one per browser subscription of the user (Web Push, encrypted for it); a
+///   subscription the push service says is gone is forgotten.
 /// - `webhook`, `email`: one delivery each, retried with backoff on time-outs and 5xx, dead
 ///   on a refusal; the same idempotency key (`Message-ID`) on every attempt.
 public final class NotificationServer: Sendable {
@@ -40,6 +42,7 @@ public final class NotificationServer: Sendable {
         public var inApp = 0
         public var webhooks = 0
         public var emails = 0
+        public var pushes = 0
         public var deliveryFailures = 0
     }
 
@@ -47,6 +50,7 @@ public final class NotificationServer: Sendable {
     private let store: any NotificationStore
     private let webhooks: (any WebhookSender)?
     private let mail: (any MailSender)?
+    public let push: (any PushSender)?
     private let publisher: any EventPublisher
     private let online: @Sendable (_ channel: String) async -> Set<String>
     private let settings: Settings
@@ -55,11 +59,12 @@ public final class NotificationServer: Sendable {
 
     /// `online(channel)`: the users online now in the channel's workspace (for `@here`).
     public init(jobs: any JobQueue, store: any NotificationStore, webhooks: (any WebhookSender)?, mail: (any MailSender)?,
-                publisher: any EventPublisher, online: @escaping @Sendable (_ channel: String) async -> Set<String>,
+                push: (any PushSender)? = nil, publisher: any EventPublisher, online: @escaping @Sendable (_ channel: String) async -> Set<String>,
                 worker: String, settings: Settings = Settings(), logger: Logger = Logger(label: "parley.notifications")) {
         self.store = store
         self.webhooks = webhooks
         self.mail = mail
+        self.push = push
         self.publisher = publisher
         self.online = online
         self.settings = settings
@@ -70,6 +75,7 @@ public final class NotificationServer: Sendable {
             "digest": { job in await handlers.value?.sendDigest(job) ?? .retry("stopping") },
             "webhook": { job in await handlers.value?.postWebhook(job) ?? .retry("stopping") },
             "email": { job in await handlers.value?.sendEmail(job) ?? .retry("stopping") },
+            "push": { job in await handlers.value?.sendPush(job) ?? .retry("stopping") },
         ], logger: logger)
         handlers.value = self
     }
@@ -125,6 +131,17 @@ public final class NotificationServer: Sendable {
                 deliveries.append(NewJob(queue: Self.queue, kind: "email", payload: body, priority: priority,
                                          maximumAttempts: settings.deliveryAttempts))
             }
+            if push != nil {
+                for subscription in try await store.pushSubscriptions(user: user) {
+                    var payload = body
+                    if case .object(var members) = payload {
+                        members["subscription"] = .string(subscription.id)
+                        payload = .object(members)
+                    }
+                    deliveries.append(NewJob(queue: Self.queue, kind: "push", payload: payload, priority: priority,
+                                             maximumAttempts: settings.deliveryAttempts))
+                }
+            }
             guard try await store.deliver(id: id, user: user, items: unread, deliveries: deliveries, completing: job.claim,
                                           worker: worker.identity) else { return .stale }
             counters.withLock {
@@ -171,6 +188,37 @@ public final class NotificationServer: Sendable {
             try await mail.send(MailMessage(to: preferences.emailAddress, subject: job.payload["title"]?.stringValue ?? "Parley",
                                             text: text, messageID: "<notification-\(id)@parley>"))
             self.counters.withLock { $0.emails += 1 }
+        }
+    }
+
+    func sendPush(_ job: Job) async -> JobOutcome {
+        guard let id = job.payload["notification_id"]?.stringValue, let subscriptionID = job.payload["subscription"]?.stringValue else {
+            return .dead("no notification_id or subscription")
+        }
+        do {
+            guard let push, let subscription = try await store.pushSubscription(id: subscriptionID) else { return .succeeded }
+            // What a service worker shows: a title, a line, and the items while they fit in a
+            // push message (about 4 KB).
+            var items = job.payload["items"]?.arrayValue ?? []
+            func payload() -> JSONValue {
+                ["notification_id": .string(id), "title": job.payload["title"] ?? "", "body": items.first?["excerpt"] ?? "",
+                 "items": .array(items)]
+            }
+            while payload().jsonBytes.count > 3000 && !items.isEmpty { items.removeLast() }
+            try await push.send(PushMessage(endpoint: subscription.endpoint, subscriberKey: subscription.key,
+                                            authSecret: subscription.authSecret, payload: payload().jsonBytes, urgent: job.priority > 0))
+            counters.withLock { $0.pushes += 1 }
+            return .succeeded
+        } catch DeliveryError.gone(let why) {
+            _ = try? await store.removePushSubscription(id: subscriptionID, user: nil)
+            logger.info("a push subscription is gone; forgotten", metadata: ["subscription": "\(subscriptionID)", "why": "\(why)"])
+            return .succeeded
+        } catch DeliveryError.permanent(let why) {
+            counters.withLock { $0.deliveryFailures += 1 }
+            return .dead(why)
+        } catch {
+            counters.withLock { $0.deliveryFailures += 1 }
+            return .retry("\(error)")
         }
     }
 
