@@ -18,8 +18,10 @@ RUN swift build -c release --product parley --static-swift-stdlib \
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libhiredis0.14 libpq5 libjemalloc2 libstdc++6 zlib1g curl ca-certificates tzdata \
+       libvips-tools ffmpeg \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home parley
+    && useradd --system --uid 10001 --no-create-home parley \
+    && install -d -o parley /var/lib/parley/blobs
 COPY --from=build /out/parley /usr/local/bin/parley
 USER parley
 # In a container the node listens on every interface of its own network namespace.

@@ -42,14 +42,14 @@ node_env() {
         echo "PARLEY_REDIS_URL=$REDIS_URL"
     fi
     echo "PARLEY_DATABASE_URL=$DATABASE_URL"
+    # Uploads: clamd's address, and the one folder of files every node shares (a volume in compose).
+    echo "PARLEY_CLAMD_URL=$CLAMD_URL"
+    echo "PARLEY_BLOB_DIR=$BLOB_DIR"
     if [ "${PLANNING:-0}" = 1 ]; then
         echo "PARLEY_TOKEN_SECRET=(a secret of 32 bytes or more, the same on every node)"
         return 0
     fi
     echo "PARLEY_TOKEN_SECRET=$(cat "$CLUSTER_DIR/token-secret")"
-    # Uploaded files: one folder every node shares (a volume in compose), and clamd's address.
-    echo "PARLEY_BLOB_DIR=${PARLEY_SERVICES_DIR:-$ROOT/var}/blobs"
-    echo "PARLEY_CLAMD_URL=tcp://127.0.0.1:${PARLEY_SERVICES_CLAMD_PORT:-3311}"
     # Other PARLEY_* settings given to cluster/up pass through to every node.
     [ -f "$CLUSTER_DIR/node-extra.env" ] && cat "$CLUSTER_DIR/node-extra.env"
     return 0

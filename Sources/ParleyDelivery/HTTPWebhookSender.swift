@@ -13,14 +13,11 @@ import ParleyCore
 /// status is a refusal.
 public final class HTTPWebhookSender: WebhookSender {
     private let client: HTTPClient
-    private let timeout: TimeAmount
+    private let timeout: Duration
 
     public init(timeout: Duration = .seconds(10)) {
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(5), read: .nanoseconds(timeout.nanoseconds))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.timeout = .nanoseconds(timeout.nanoseconds)
+        client = DeliveryHTTP.client(timeout: timeout)
+        self.timeout = timeout
     }
 
     public static func signature(secret: String, timestamp: Int64, body: [UInt8]) -> String {
@@ -44,17 +41,10 @@ public final class HTTPWebhookSender: WebhookSender {
             request.headers.add(name: "X-Parley-Signature", value: Self.signature(secret: secret, timestamp: timestamp, body: webhook.body))
         }
         request.body = .bytes(ByteBuffer(bytes: webhook.body))
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(request, timeout: timeout)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-        } catch {
-            throw DeliveryError.retryable("\(error)")
-        }
-        switch response.status.code {
+        switch try await DeliveryHTTP.post(request, on: client, timeout: timeout) {
         case 200..<300: return
-        case 408, 429, 500..<600: throw DeliveryError.retryable("HTTP \(response.status.code)")
-        default: throw DeliveryError.permanent("HTTP \(response.status.code)")
+        case let status where status == 408 || status == 429 || status >= 500: throw DeliveryError.retryable("HTTP \(status)")
+        case let status: throw DeliveryError.permanent("HTTP \(status)")
         }
     }
 

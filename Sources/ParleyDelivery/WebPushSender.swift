@@ -13,7 +13,7 @@ public final class WebPushSender: PushSender {
     private let client: HTTPClient
     private let vapid: P256.Signing.PrivateKey
     private let subject: String
-    private let timeout: TimeAmount
+    private let timeout: Duration
 
     /// `privateKey`: the VAPID key's 32-byte scalar, base64url; `subject`: a `mailto:` or
     /// `https:` contact for the push services.
@@ -23,11 +23,8 @@ public final class WebPushSender: PushSender {
         }
         vapid = key
         self.subject = subject
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(5), read: .nanoseconds(timeout.nanoseconds))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.timeout = .nanoseconds(timeout.nanoseconds)
+        client = DeliveryHTTP.client(timeout: timeout)
+        self.timeout = timeout
     }
 
     /// The VAPID public key (uncompressed point, base64url): a browser's `applicationServerKey`.
@@ -49,18 +46,11 @@ public final class WebPushSender: PushSender {
         request.headers.add(name: "TTL", value: "\(push.timeToLive)")
         request.headers.add(name: "Urgency", value: push.urgent ? "high" : "normal")
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(request, timeout: timeout)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-        } catch {
-            throw DeliveryError.retryable("\(error)")
-        }
-        switch response.status.code {
+        switch try await DeliveryHTTP.post(request, on: client, timeout: timeout) {
         case 200..<300: return
-        case 404, 410: throw DeliveryError.gone("the push service answered \(response.status.code)")
-        case 429, 500..<600: throw DeliveryError.retryable("HTTP \(response.status.code)")
-        default: throw DeliveryError.permanent("HTTP \(response.status.code)")
+        case let status where status == 404 || status == 410: throw DeliveryError.gone("the push service answered \(status)")
+        case let status where status == 429 || status >= 500: throw DeliveryError.retryable("HTTP \(status)")
+        case let status: throw DeliveryError.permanent("HTTP \(status)")
         }
     }
 
@@ -104,19 +94,5 @@ public final class WebPushSender: PushSender {
     public static func newKey() -> (privateKey: String, publicKey: String) {
         let key = P256.Signing.PrivateKey()
         return (Base64URL.encode(Array(key.rawRepresentation)), Base64URL.encode(Array(key.publicKey.x963Representation)))
-    }
-}
-
-/// Base64 with the URL alphabet and no padding (RFC 4648 §5), as Web Push and JWTs use it.
-public enum Base64URL {
-    public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    public static func decode(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map { [UInt8]($0) }
     }
 }

@@ -56,3 +56,23 @@ struct NotificationPlannerTests {
         #expect(NotificationItem(json: items[0].json) == items[0])
     }
 }
+
+@Suite("Base64URL")
+struct Base64URLTests {
+    @Test func roundTripsAndMatchesRFC4648Vectors() {
+        // RFC 4648 §10's vectors, in the URL alphabet without padding.
+        for (text, encoded) in [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"),
+                                ("foobar", "Zm9vYmFy")] {
+            #expect(Base64URL.encode(Array(text.utf8)) == encoded)
+            #expect(Base64URL.decode(encoded) == Array(text.utf8))
+        }
+        let bytes: [UInt8] = [0xFB, 0xFF, 0xBF, 0x00, 0x10]
+        #expect(Base64URL.encode(bytes) == "-_-_ABA")
+        #expect(Base64URL.decode("-_-_ABA") == bytes && Base64URL.decode("-_-_ABA=") == bytes)
+        #expect(Base64URL.decode("a+b/") == nil && Base64URL.decode("abcde") == nil)
+        for length in 0..<70 {
+            let random = (0..<length).map { _ in UInt8.random(in: 0...255) }
+            #expect(Base64URL.decode(Base64URL.encode(random)) == random)
+        }
+    }
+}

@@ -83,9 +83,10 @@ final class MemoryNode: Sendable {
     }
 }
 
-/// True once `condition` holds, polling for up to 5 s.
+/// True once `condition` holds, polling for up to 10 s (generous: on a machine running every
+/// suite at once a step can take seconds).
 func eventually(_ condition: () async -> Bool) async -> Bool {
-    for _ in 0..<250 {
+    for _ in 0..<500 {
         if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))
     }

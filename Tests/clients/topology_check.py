@@ -4,10 +4,10 @@ usage: topology_check.py [--compose FILE]   (default: the repository's docker-co
 `cluster/up --plan`, which starts nothing)
 
 Compared, service by service: the set of services; Redis's port and durability flags;
-PostgreSQL's port; each node's environment (addresses may differ only where compose uses a
-service name for 127.0.0.1, and the node listens on 0.0.0.0 in its container), its health
-check (the plan's /readyz on its own port) and its dependencies on healthy Redis and
-PostgreSQL; HAProxy's config file (the same cluster/haproxy.cfg, mounted), its environment
+PostgreSQL's port; clamd's port (its mounted config); each node's environment (addresses may
+differ only where compose uses a service name for 127.0.0.1, the node listens on 0.0.0.0 in its
+container, and the blob folder is a named volume on every node), its health check (the plan's
+/readyz on its own port) and its dependencies on healthy Redis and PostgreSQL; HAProxy's config file (the same cluster/haproxy.cfg, mounted), its environment
 (the same ports, each PARLEY_NODE_i the same node), its published ports (on loopback) and its
 dependencies on healthy nodes; and `haproxy -c` accepts the config with both environments.
 Prints what differs and exits 1, or prints "topology: ok".
@@ -67,7 +67,20 @@ for flag in ("appendonly", "appendfsync"):
 postgres = services.get("postgres", {})
 if int(option(postgres.get("command", []), "-p") or 5432) != plan["services"]["postgres"]["port"]:
     differ(f"postgres port: compose {option(postgres.get('command', []), '-p')}, cluster/up {plan['services']['postgres']['port']}")
-for service in ("redis", "postgres"):
+clamd = services.get("clamd", {})
+clamd_port = plan["services"].get("clamd", {}).get("port")
+if clamd_port is None:
+    differ("cluster/up runs no clamd")
+mounts = [volume.split(":") for volume in clamd.get("volumes", [])]
+config = next((source for source, target, *_ in mounts if target == "/etc/clamav/clamd.conf"), None)
+if config is None:
+    differ("clamd does not mount its config at /etc/clamav/clamd.conf")
+else:
+    with open(os.path.join(ROOT, config)) as file:
+        lines = [line.split() for line in file if line.strip() and not line.startswith("#")]
+    if ["TCPSocket", str(clamd_port)] not in lines:
+        differ(f"clamd's config ({config}) does not listen on {clamd_port} as cluster/up's does")
+for service in ("redis", "postgres", "clamd"):
     if "healthcheck" not in services.get(service, {}):
         differ(f"{service} has no health check")
 
@@ -97,6 +110,12 @@ for name, planned in plan["services"].items():
             ok = same_address(got, value, "redis")
         elif key == "PARLEY_DATABASE_URL":
             ok = same_address(got, value, "postgres")
+        elif key == "PARLEY_CLAMD_URL":
+            ok = same_address(got, value, "clamd")
+        elif key == "PARLEY_BLOB_DIR":
+            # One folder every node shares: a named volume mounted there on each.
+            volumes = [volume.split(":") for volume in service.get("volumes", [])]
+            ok = any(target == got and not source.startswith((".", "/")) for source, target, *_ in volumes)
         elif key == "PARLEY_TOKEN_SECRET":
             ok = got.startswith("${PARLEY_TOKEN_SECRET:?")
         else:

@@ -35,10 +35,10 @@ extension APIRoutes {
             throw ProtocolError.invalidField(field: "endpoint", reason: "must be the push service's URL")
         }
         let keys = try PayloadReader(body.members["keys"] ?? .null)
-        guard let key = Self.base64URL(try keys.string("p256dh", maxLength: 200)), key.count == 65, key.first == 4 else {
+        guard let key = Base64URL.decode(try keys.string("p256dh", maxLength: 200)), key.count == 65, key.first == 4 else {
             throw ProtocolError.invalidField(field: "keys.p256dh", reason: "must be an uncompressed P-256 public key, base64url")
         }
-        guard let auth = Self.base64URL(try keys.string("auth", maxLength: 64)), auth.count == 16 else {
+        guard let auth = Base64URL.decode(try keys.string("auth", maxLength: 64)), auth.count == 16 else {
             throw ProtocolError.invalidField(field: "keys.auth", reason: "must be 16 bytes, base64url")
         }
         let id = try await node.notificationStore.addPushSubscription(user: user, endpoint: endpoint, key: key, authSecret: auth)
@@ -54,11 +54,6 @@ extension APIRoutes {
         return JSONResponse(["removed": .string(id)])
     }
 
-    static func base64URL(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map { [UInt8]($0) }
-    }
 
     private func listNotifications(_ request: Request) async throws -> JSONResponse {
         let user = try await authenticate(request)
