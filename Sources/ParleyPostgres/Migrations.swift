@@ -195,6 +195,10 @@ extension Migration {
             );
             CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
             """),
+        // The uploads a message carries (ids; NULL when none).
+        Migration(version: 7, name: "message attachments column", sql: """
+            ALTER TABLE messages ADD COLUMN attachments jsonb;
+            """),
     ]
 }
 

@@ -7,14 +7,17 @@ import ParleyCore
 /// row is locked `FOR SHARE`, so a concurrent claim is waited for, not raced). The same
 /// statement queues a `message` notification job for each new message that may notify
 /// someone (a mention, a thread reply, a direct message): a stored message's notifications
-/// are never lost, and a replayed one's never queued twice.
+/// are never lost, and a replayed one's never queued twice; and the message's attachments are
+/// linked (`message_attachments`), so the files are readable by the channel's members.
 public struct PostgresMessageStore: MessageStore {
     public let client: PostgresClient
 
     public init(client: PostgresClient) { self.client = client }
 
-    static let columns = "id, channel_id, seq, user_id, body, thread_root_id, client_msg_id, created_at, edited_at, deleted_at"
+    static let columns = "id, channel_id, seq, user_id, body, thread_root_id, client_msg_id, created_at, edited_at, deleted_at, attachments"
     static let selectColumns = selectColumns(nil)
+    /// How many columns `selectColumns` names (what a query selects after them starts there).
+    static let selectedColumnCount = 11
 
     /// The columns `message(_:from:)` reads, of table alias `table` if given.
     static func selectColumns(_ table: String?) -> String {
@@ -22,7 +25,7 @@ public struct PostgresMessageStore: MessageStore {
         return """
             \(t)id::text, \(t)channel_id::text, \(t)seq, \(t)user_id::text, \(t)body, \(t)thread_root_id::text, \(t)client_msg_id,
             (extract(epoch FROM \(t)created_at) * 1000)::bigint, (extract(epoch FROM \(t)edited_at) * 1000)::bigint,
-            (extract(epoch FROM \(t)deleted_at) * 1000)::bigint
+            (extract(epoch FROM \(t)deleted_at) * 1000)::bigint, \(t)attachments::text
             """
     }
 
@@ -45,9 +48,10 @@ public struct PostgresMessageStore: MessageStore {
             let base = parameters.count
             rows.append("($\(base + 1)::uuid, $\(base + 2)::uuid, $\(base + 3)::bigint, $\(base + 4)::uuid, $\(base + 5)::text, "
                         + "$\(base + 6)::uuid, $\(base + 7)::text, to_timestamp($\(base + 8)::bigint / 1000.0), "
-                        + "to_timestamp($\(base + 9)::bigint / 1000.0), to_timestamp($\(base + 10)::bigint / 1000.0))")
+                        + "to_timestamp($\(base + 9)::bigint / 1000.0), to_timestamp($\(base + 10)::bigint / 1000.0), $\(base + 11)::jsonb)")
+            let attachments: String? = message.attachments.isEmpty ? nil : JSONValue.array(message.attachments.map { .string($0) }).jsonText
             parameters += [message.id, message.channelID, message.seq, message.userID, message.body, message.threadRootID,
-                           message.clientMessageID, message.createdAt, message.editedAt, message.deletedAt]
+                           message.clientMessageID, message.createdAt, message.editedAt, message.deletedAt, attachments]
         }
         let refused = try await client.query("""
             WITH fence (channel_id, fence) AS (VALUES \(fenceRows.joined(separator: ", "))),
@@ -56,7 +60,13 @@ public struct PostgresMessageStore: MessageStore {
                 INSERT INTO messages (\(Self.columns))
                 SELECT * FROM (VALUES \(rows.joined(separator: ", "))) AS v (\(Self.columns))
                 WHERE v.channel_id IN (SELECT id FROM owned)
-                ON CONFLICT DO NOTHING RETURNING id, channel_id, body, thread_root_id),
+                ON CONFLICT DO NOTHING RETURNING id, channel_id, body, thread_root_id, attachments),
+            attached AS (
+                INSERT INTO message_attachments (message_id, channel_id, upload_id)
+                SELECT w.id, w.channel_id, u.id FROM written w
+                CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(w.attachments, '[]'::jsonb)) AS a (upload)
+                JOIN uploads u ON u.id::text = a.upload
+                ON CONFLICT DO NOTHING RETURNING 1),
             notify AS (
                 INSERT INTO jobs (queue, kind, payload, priority)
                 SELECT 'notifications', 'message', jsonb_build_object('message_id', w.id::text), 5
@@ -167,12 +177,14 @@ public struct PostgresMessageStore: MessageStore {
             .decode(Int64.self, at: 0)
     }
 
-    /// A message from the row's columns `offset…offset+9` (`selectColumns`' order).
+    /// A message from the row's columns `offset…offset+10` (`selectColumns`' order).
     static func message(_ row: PostgresRow, from offset: Int = 0) throws -> MessageView {
-        MessageView(id: try row.decode(at: offset), channelID: try row.decode(at: offset + 1), seq: try row.decode(at: offset + 2),
-                    userID: try row.decode(at: offset + 3), body: try row.decode(at: offset + 4),
-                    threadRootID: try row.decode(at: offset + 5), clientMessageID: try row.decode(at: offset + 6),
-                    createdAt: try row.decode(at: offset + 7), editedAt: try row.decode(at: offset + 8),
-                    deletedAt: try row.decode(at: offset + 9))
+        let attachments = try row.decode(String?.self, at: offset + 10)
+            .flatMap { try? JSONParser.parse($0).arrayValue }?.compactMap(\.stringValue) ?? []
+        return MessageView(id: try row.decode(at: offset), channelID: try row.decode(at: offset + 1), seq: try row.decode(at: offset + 2),
+                           userID: try row.decode(at: offset + 3), body: try row.decode(at: offset + 4),
+                           threadRootID: try row.decode(at: offset + 5), clientMessageID: try row.decode(at: offset + 6),
+                           createdAt: try row.decode(at: offset + 7), editedAt: try row.decode(at: offset + 8),
+                           deletedAt: try row.decode(at: offset + 9), attachments: attachments)
     }
 }

@@ -48,8 +48,9 @@ public struct PostgresNotificationStore: NotificationStore {
         }
         let muted = Set(try await client.query("SELECT user_id::text FROM channel_mutes WHERE channel_id = $1::uuid", message.channelID)
             .map { try $0.decode(String.self, at: 0) })
-        return NotificationContext(message: message, channelName: try row.decode(at: 10), isDirect: try row.decode(at: 11),
-                                   senderName: try row.decode(at: 12), members: members, threadParticipants: participants,
+        let after = PostgresMessageStore.selectedColumnCount
+        return NotificationContext(message: message, channelName: try row.decode(at: after), isDirect: try row.decode(at: after + 1),
+                                   senderName: try row.decode(at: after + 2), members: members, threadParticipants: participants,
                                    muted: muted)
     }
 

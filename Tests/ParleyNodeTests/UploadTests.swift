@@ -64,7 +64,7 @@ struct UploadTests {
     @Test func scannedAndThumbnailedFilesAreServedOnlyToMembersAndInfectedOnesNever() async throws {
         let media = try await Self.media()
         try await withTimeout(.seconds(90)) {
-            try await NodeHarness.withNode(configure: { $0.jobPoll = .milliseconds(50); $0.uploadPolicy.maximumBytes = 1 << 20 }) { client, node in
+            try await NodeHarness.withNode(configure: { $0.jobPoll = .milliseconds(50); $0.uploadPolicy.maximumBytes = 1 << 20 }) { client, node, backends in
                 let (alice, bob, channel, workspace) = try await ChatTests.room(client)
                 let carol = try await client.signUp("carol")
                 let stranger = try await client.signUp("stranger")
@@ -102,9 +102,15 @@ struct UploadTests {
                 #expect(steps.filter { $0 == "scanning" }.count == 4 && steps.filter { $0 == "thumbnailing" }.count == 3, "\(steps)")
 
                 // Posted with a message: the channel's members may read it, nobody else.
+                let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")
+                defer { bobSocket.close() }
+                #expect(try await bobSocket.reply(to: bobSocket.push("channel:\(channel)", "phx_join", [:], joinRef: "1")).status == "ok")
                 let (posted, message) = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token,
                                                               body: ["body": "pictures", "attachments": [.string(ids["a.png"]!), .string(ids["a.mp4"]!)]])
-                #expect(posted == .created && message["message"]?["attachments"]?.arrayValue?.count == 2, "\(message)")
+                #expect(posted == .created && message["message"]?["attachments"]?.arrayValue == [.string(ids["a.png"]!), .string(ids["a.mp4"]!)]
+                        && message["attachments"]?.arrayValue?.count == 2, "\(message)")
+                let created = try await bobSocket.event("message_created", on: "channel:\(channel)")
+                #expect(created["attachments"]?.arrayValue == [.string(ids["a.png"]!), .string(ids["a.mp4"]!)], "\(created)")
                 let (bobs, bobsType, bobsBytes) = try await Self.download(client, "/api/uploads/\(ids["a.png"]!)/content", token: bob.token)
                 #expect(bobs == .ok && bobsType == "image/png" && bobsBytes == media.png)
                 #expect(try await Self.download(client, "/api/uploads/\(ids["a.mp4"]!)/thumbnail", token: bob.token).0 == .ok)
@@ -115,8 +121,23 @@ struct UploadTests {
                 #expect(try await Self.download(client, "/api/uploads/\(ids["a.png"]!)/thumbnail", token: stranger.token).0 == .notFound)
                 _ = try await client.json(.post, "/api/channels/\(channel)/join", token: carol.token)
                 #expect(try await Self.download(client, "/api/uploads/\(ids["a.png"]!)/content", token: carol.token).0 == .ok, "once she joins")
+                // Over the WebSocket too; the message's stored row carries its attachments.
+                let aliceChannel = try await socket.reply(to: socket.push("channel:\(channel)", "phx_join", [:], joinRef: "2"))
+                #expect(aliceChannel.status == "ok")
+                let sent = try await socket.reply(to: socket.push("channel:\(channel)", "new_message",
+                                                                  ["body": "one more", "attachments": [.string(ids["a.jpg"]!)]], joinRef: "2"))
+                #expect(sent.status == "ok", "\(sent.response)")
+                #expect(try await Self.download(client, "/api/uploads/\(ids["a.jpg"]!)/content", token: bob.token).0 == .ok)
                 let (_, listed) = try await client.json(.get, "/api/channels/\(channel)/attachments", token: carol.token)
-                #expect(listed["attachments"]?.arrayValue?.count == 2)
+                #expect(listed["attachments"]?.arrayValue?.count == 3)
+                #expect(await TestServices.eventually {
+                    let rows = try? await backends.postgres.query("""
+                        SELECT attachments::text FROM messages WHERE channel_id = $1::uuid AND attachments IS NOT NULL ORDER BY seq
+                        """, channel)
+                    return rows?.count == 2
+                }, "both messages are stored with their attachments")
+                let (_, history) = try await client.json(.get, "/api/channels/\(channel)/messages", token: carol.token)
+                #expect(history["messages"]?.arrayValue?.last?["attachments"]?.arrayValue == [.string(ids["a.jpg"]!)])
 
                 // Bad input gets its code; nothing is stored for it.
                 let (attachInfected, answer) = try await client.json(.post, "/api/channels/\(channel)/messages", token: alice.token,

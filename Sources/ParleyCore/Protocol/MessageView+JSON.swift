@@ -10,6 +10,7 @@ extension MessageView {
                   clientMessageID: try reader.optionalString("client_msg_id", maxLength: 255),
                   createdAt: try reader.int("created_at", in: 0...Int64.max),
                   editedAt: try reader.optionalInt("edited_at", in: 0...Int64.max),
-                  deletedAt: try reader.optionalInt("deleted_at", in: 0...Int64.max))
+                  deletedAt: try reader.optionalInt("deleted_at", in: 0...Int64.max),
+                  attachments: (reader.members["attachments"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 }

@@ -11,9 +11,12 @@ public struct MessageView: Sendable, Hashable {
     public var createdAt: Int64
     public var editedAt: Int64?
     public var deletedAt: Int64?
+    /// Ids of uploads the message carries.
+    public var attachments: [String]
 
     public init(id: String, channelID: String, seq: Int64, userID: String, body: String, threadRootID: String? = nil,
-                clientMessageID: String? = nil, createdAt: Int64, editedAt: Int64? = nil, deletedAt: Int64? = nil) {
+                clientMessageID: String? = nil, createdAt: Int64, editedAt: Int64? = nil, deletedAt: Int64? = nil,
+                attachments: [String] = []) {
         self.id = id
         self.channelID = channelID
         self.seq = seq
@@ -24,6 +27,7 @@ public struct MessageView: Sendable, Hashable {
         self.createdAt = createdAt
         self.editedAt = editedAt
         self.deletedAt = deletedAt
+        self.attachments = attachments
     }
 
     /// The de-duplication key of a message sent with a `client_msg_id`: the id is the
@@ -40,6 +44,7 @@ public struct MessageView: Sendable, Hashable {
         members["edited_at"] = editedAt.map { .int($0) } ?? .null
         members["deleted_at"] = deletedAt.map { .int($0) } ?? .null
         members["entities"] = .array(MessageEntity.parse(body).map(\.json))
+        members["attachments"] = .array(attachments.map { .string($0) })
         return .object(members)
     }
 }

@@ -178,16 +178,12 @@ struct APIRoutes: Sendable {
                                                                                      limits: node.limits) else {
             throw ChannelError.notFound("message")
         }
-        let attachments = try await attachable(body.members["attachments"], channel: channel, user: user)
-        let message = try await node.channels.call(.post(body: text, clientMessageID: clientID, threadRootID: root),
+        let attachments = try await node.attachableUploads(body.members["attachments"], channel: channel, user: user)
+        let message = try await node.channels.call(.post(body: text, clientMessageID: clientID, threadRootID: root,
+                                                         attachments: attachments.map(\.id)),
                                                    channel: channel, user: user).message()
-        try await node.uploadStore.attach(attachments.map(\.id), message: message.id, channel: channel)
-        var json = message.json
-        if case .object(var members) = json, !attachments.isEmpty {
-            members["attachments"] = .array(attachments.map(\.json))
-            json = .object(members)
-        }
-        return JSONResponse(["message": json], status: .created)
+        try await node.attach(attachments, to: message)
+        return JSONResponse(["message": message.json, "attachments": .array(attachments.map(\.json))], status: .created)
     }
 
     // MARK: Helpers

@@ -116,29 +116,6 @@ extension APIRoutes {
         return JSONResponse(["attachments": .array(list.map { ["message_id": .string($0.message), "upload": $0.upload.json] })])
     }
 
-    /// The uploads a new message of `user` in `channel` may carry (`attachments`: up to ten ids
-    /// of their own uploads in the channel's workspace, not infected, failed or cancelled).
-    func attachable(_ value: JSONValue?, channel: String, user: String) async throws -> [UploadRecord] {
-        guard let value, value != .null else { return [] }
-        guard let ids = value.arrayValue, ids.count <= 10 else {
-            throw ProtocolError.wrongType(field: "attachments", expected: "an array of at most 10 upload ids", found: value.typeName)
-        }
-        guard !ids.isEmpty else { return [] }
-        guard let workspace = try await node.directory.channel(id: channel)?.workspaceID else { throw DirectoryError.notFound("channel \(channel)") }
-        var uploads: [UploadRecord] = []
-        for item in ids {
-            guard let id = item.stringValue, let upload = try await node.uploadStore.upload(id: id.lowercased()),
-                  upload.userID == user, upload.workspaceID == workspace else {
-                throw ProtocolError.invalidField(field: "attachments", reason: "must hold ids of your own uploads in this workspace")
-            }
-            guard ![.infected, .failed, .cancelled].contains(upload.status) else {
-                throw ProtocolError.invalidField(field: "attachments", reason: "upload \(upload.id) is \(upload.status.rawValue)")
-            }
-            if !uploads.contains(where: { $0.id == upload.id }) { uploads.append(upload) }
-        }
-        return uploads
-    }
-
     /// The boundary of a `multipart/form-data` content type (1–70 characters).
     static func boundary(_ contentType: String) -> String? {
         let parts = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -207,5 +184,36 @@ struct FormParts {
     func value(_ name: String) -> String? {
         guard let part = parts.first(where: { $0.name == name && $0.filename == nil }), part.body.count <= 200 else { return nil }
         return String(decoding: part.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension Node {
+    /// The uploads a new message of `user` in `channel` may carry (`attachments`: up to ten ids
+    /// of their own uploads in the channel's workspace, not infected, failed or cancelled).
+    public func attachableUploads(_ value: JSONValue?, channel: String, user: String) async throws -> [UploadRecord] {
+        guard let value, value != .null else { return [] }
+        guard let ids = value.arrayValue, ids.count <= 10 else {
+            throw ProtocolError.wrongType(field: "attachments", expected: "an array of at most 10 upload ids", found: value.typeName)
+        }
+        guard !ids.isEmpty else { return [] }
+        guard let workspace = try await directory.channel(id: channel)?.workspaceID else { throw DirectoryError.notFound("channel \(channel)") }
+        var uploads: [UploadRecord] = []
+        for item in ids {
+            guard let id = item.stringValue, let upload = try await uploadStore.upload(id: id.lowercased()),
+                  upload.userID == user, upload.workspaceID == workspace else {
+                throw ProtocolError.invalidField(field: "attachments", reason: "must hold ids of your own uploads in this workspace")
+            }
+            guard ![.infected, .failed, .cancelled].contains(upload.status) else {
+                throw ProtocolError.invalidField(field: "attachments", reason: "upload \(upload.id) is \(upload.status.rawValue)")
+            }
+            if !uploads.contains(where: { $0.id == upload.id }) { uploads.append(upload) }
+        }
+        return uploads
+    }
+
+    /// Links `uploads` to `message` at once (the message's row links them too when it is
+    /// stored, in the same statement): the channel's members can read them from now on.
+    func attach(_ uploads: [UploadRecord], to message: MessageView) async throws {
+        try await uploadStore.attach(uploads.map(\.id), message: message.id, channel: message.channelID)
     }
 }

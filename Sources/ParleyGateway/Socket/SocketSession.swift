@@ -303,8 +303,11 @@ actor SocketSession {
                 let page = try await node.bus.feeds.history(channel, before: before, after: after, limit: limit)
                 outbox.send(.reply(to: frame, status: "ok", response: ["messages": .array(page.map(\.json))]))
             case .newMessage(let body, let clientID, let root):
-                let message = try await node.channels.call(.post(body: body, clientMessageID: clientID, threadRootID: root),
+                let attachments = try await node.attachableUploads(frame.json["attachments"], channel: channel, user: user)
+                let message = try await node.channels.call(.post(body: body, clientMessageID: clientID, threadRootID: root,
+                                                                 attachments: attachments.map(\.id)),
                                                            channel: channel, user: user).message()
+                try await node.attach(attachments, to: message)
                 outbox.send(.reply(to: frame, status: "ok", response: ["seq": .int(message.seq), "id": .string(message.id)]))
                 node.metrics.messagesAccepted.increment()
             case .typingStart, .typingStop:

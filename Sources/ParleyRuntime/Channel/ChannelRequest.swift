@@ -3,7 +3,7 @@ import ParleyCore
 /// A write to a channel (DESIGN §2): what the router takes to the channel's owner, here or
 /// over the owner's inbox. Every one names the user it is made as.
 public enum ChannelRequest: Sendable, Hashable {
-    case post(body: String, clientMessageID: String?, threadRootID: String?)
+    case post(body: String, clientMessageID: String?, threadRootID: String?, attachments: [String] = [])
     case edit(messageID: String, body: String)
     case delete(messageID: String)
     case react(messageID: String, emoji: String, present: Bool)
@@ -12,10 +12,11 @@ public enum ChannelRequest: Sendable, Hashable {
 
     public var json: JSONValue {
         switch self {
-        case .post(let body, let clientID, let root):
+        case .post(let body, let clientID, let root, let attachments):
             var object: [String: JSONValue] = ["op": "post", "body": .string(body)]
             if let clientID { object["client_msg_id"] = .string(clientID) }
             if let root { object["thread_root_id"] = .string(root) }
+            if !attachments.isEmpty { object["attachments"] = .array(attachments.map { .string($0) }) }
             return .object(object)
         case .edit(let id, let body): return ["op": "edit", "message_id": .string(id), "body": .string(body)]
         case .delete(let id): return ["op": "delete", "message_id": .string(id)]
@@ -30,7 +31,8 @@ public enum ChannelRequest: Sendable, Hashable {
         switch json["op"]?.stringValue {
         case "post":
             guard let body = json["body"]?.stringValue else { return nil }
-            self = .post(body: body, clientMessageID: json["client_msg_id"]?.stringValue, threadRootID: json["thread_root_id"]?.stringValue)
+            self = .post(body: body, clientMessageID: json["client_msg_id"]?.stringValue, threadRootID: json["thread_root_id"]?.stringValue,
+                         attachments: (json["attachments"]?.arrayValue ?? []).compactMap(\.stringValue))
         case "edit":
             guard let id = json["message_id"]?.stringValue, let body = json["body"]?.stringValue else { return nil }
             self = .edit(messageID: id, body: body)
@@ -55,8 +57,9 @@ public enum ChannelRequest: Sendable, Hashable {
     /// Runs the request on the channel's server (on the owner node).
     func perform(on server: ChannelServer, as user: String) async throws -> ChannelReply {
         switch self {
-        case .post(let body, let clientID, let root):
-            return .message(try await server.post(userID: user, body: body, clientMessageID: clientID, threadRootID: root))
+        case .post(let body, let clientID, let root, let attachments):
+            return .message(try await server.post(userID: user, body: body, clientMessageID: clientID, threadRootID: root,
+                                                  attachments: attachments))
         case .edit(let id, let body): return .message(try await server.edit(messageID: id, by: user, body: body))
         case .delete(let id): return .message(try await server.delete(messageID: id, by: user))
         case .react(let id, let emoji, let present):

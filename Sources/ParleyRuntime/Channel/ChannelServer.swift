@@ -118,7 +118,8 @@ public actor ChannelServer {
     /// Accepts a message: returns it with its `seq` and `id` once it is in the durable log.
     /// A repeated `client_msg_id` of the same sender returns the message first accepted, and
     /// stores nothing.
-    public func post(userID: String, body: String, clientMessageID: String?, threadRootID: String? = nil) async throws -> MessageView {
+    public func post(userID: String, body: String, clientMessageID: String?, threadRootID: String? = nil,
+                     attachments: [String] = []) async throws -> MessageView {
         try checkAccepting()
         guard members.contains(userID) else { throw ChannelError.notAMember }
         guard sink.hasRoom else { throw ChannelError.unavailable("the node's backlog of messages for the store is full") }
@@ -149,7 +150,7 @@ public actor ChannelServer {
         }
         let message = MessageView(id: UUID().uuidString.lowercased(), channelID: channelID, seq: lastSeq + 1, userID: userID,
                                   body: body, threadRootID: threadRootID, clientMessageID: clientMessageID,
-                                  createdAt: clock.wallMilliseconds())
+                                  createdAt: clock.wallMilliseconds(), attachments: attachments)
         let outcome: LogAppendOutcome
         do {
             outcome = try await log.append(message, holder: holder)
