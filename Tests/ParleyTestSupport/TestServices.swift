@@ -56,23 +56,48 @@ public enum TestServices {
         }
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a random pick
-    /// in the ephemeral range can collide with any client socket of the machine).
+    /// A TCP port on 127.0.0.1 that nothing listens on now, below the kernel's ephemeral range:
+    /// a server a test stops and starts again on its port (a private Redis) must not find it
+    /// taken meanwhile by some client socket's ephemeral port, which a port the kernel picked
+    /// (or any in that range) can be.
     public static func freePort() -> Int {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) } ?? []
+        let ephemeralStart = range.first ?? 32768
+        if ephemeralStart > 12_000 {
+            for _ in 0..<200 {
+                let port = Int.random(in: 10_000..<ephemeralStart)
+                if bindable(port) { return port }
+            }
+        }
+        return bindable(0) ? kernelPort() : Int.random(in: 10_000..<12_000)
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound now.
+    private static func bindable(_ port: Int) -> Bool {
+        withBoundSocket(port) { _ in true } ?? false
+    }
+
+    private static func kernelPort() -> Int {
+        withBoundSocket(0) { $0 } ?? Int.random(in: 10_000..<12_000)
+    }
+
+    /// Binds a socket to 127.0.0.1:`port` and gives `body` the port it got; nil when the bind failed.
+    private static func withBoundSocket<R>(_ port: Int, _ body: (Int) -> R) -> R? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let port = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Int in
-                guard bind(fd, raw, length) == 0, getsockname(fd, raw, &length) == 0 else { return 0 }
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Int? in
+                guard bind(fd, raw, length) == 0, getsockname(fd, raw, &length) == 0 else { return nil }
                 return Int(UInt16(bigEndian: pointer.pointee.sin_port))
             }
         }
-        return port != 0 ? port : Int.random(in: 20_000..<30_000)
+        return bound.map(body)
     }
 
     /// Starts `executable` in the background (its output discarded, inheriting none of our
