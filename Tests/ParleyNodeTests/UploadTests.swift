@@ -75,7 +75,7 @@ struct UploadTests {
                 #expect(try await socket.reply(to: socket.push("user:\(alice.id)", "phx_join", [:], joinRef: "1")).status == "ok")
 
                 var ids: [String: String] = [:]
-                for (name, bytes, type) in [("a.png", media.png, "image/png"), ("a.jpg", media.jpeg, "image/jpeg"),
+                for (name, bytes, type) in [("a.png", media.png, "image/png"), ("a.jpg", media.jpeg, "image/jpeg"), ("café 1.png", media.png, "image/png"),
                                             ("a.mp4", media.mp4, "video/mp4"), ("eicar.txt", Self.eicar, "text/plain")] {
                     let (status, answer) = try await Self.upload(client, bytes, type: type, name: name, workspace: workspace, token: alice.token)
                     #expect(status == .accepted && answer["upload"]?["status"] == "queued", "\(name): \(answer)")
@@ -87,6 +87,11 @@ struct UploadTests {
                     let (status, type, bytes) = try await Self.download(client, "/api/uploads/\(ids[name]!)/thumbnail", token: alice.token)
                     #expect(status == .ok && type == "image/jpeg" && bytes.starts(with: [0xFF, 0xD8, 0xFF]), "\(name) thumbnail")
                 }
+                // A name beyond ASCII goes back as RFC 6266's filename*, with an ASCII fallback.
+                #expect(try await Self.finished(client, ids["café 1.png"]!, token: alice.token)["status"] == "ready")
+                let named = try await client.execute(uri: "/api/uploads/\(ids["café 1.png"]!)/content", method: .get,
+                                                     headers: [.authorization: "Bearer \(alice.token)"]) { $0.headers[.contentDisposition] }
+                #expect(named == #"attachment; filename="caf_ 1.png"; filename*=UTF-8''caf%C3%A9%201.png"#, "\(named ?? "")")
                 let infected = try await Self.finished(client, ids["eicar.txt"]!, token: alice.token)
                 // (clamd adds `.UNOFFICIAL` to signatures of a database nobody signed.)
                 #expect(infected["status"] == "infected" && infected["threat"]?.stringValue?.hasPrefix("Parley.Test.EICAR") == true, "\(infected)")
@@ -96,10 +101,10 @@ struct UploadTests {
                 #expect(!FileManager.default.fileExists(atPath: node.uploads.blobs.path(sha256: sha)), "quarantined")
                 // The uploader heard every step on user:{id}.
                 var steps: [String] = []
-                while !steps.contains("infected") || steps.filter({ $0 == "ready" }).count < 3 {
+                while !steps.contains("infected") || steps.filter({ $0 == "ready" }).count < 4 {
                     steps.append(try await socket.event("upload_status", on: "user:\(alice.id)")["status"]?.stringValue ?? "")
                 }
-                #expect(steps.filter { $0 == "scanning" }.count == 4 && steps.filter { $0 == "thumbnailing" }.count == 3, "\(steps)")
+                #expect(steps.filter { $0 == "scanning" }.count == 5 && steps.filter { $0 == "thumbnailing" }.count == 4, "\(steps)")
 
                 // Posted with a message: the channel's members may read it, nobody else.
                 let bobSocket = PhoenixSocket(port: client.port!, query: "vsn=2.0.0&token=\(bob.token)")
@@ -113,6 +118,9 @@ struct UploadTests {
                 #expect(created["attachments"]?.arrayValue == [.string(ids["a.png"]!), .string(ids["a.mp4"]!)], "\(created)")
                 let (bobs, bobsType, bobsBytes) = try await Self.download(client, "/api/uploads/\(ids["a.png"]!)/content", token: bob.token)
                 #expect(bobs == .ok && bobsType == "image/png" && bobsBytes == media.png)
+                let disposition = try await client.execute(uri: "/api/uploads/\(ids["a.png"]!)/content", method: .get,
+                                                           headers: [.authorization: "Bearer \(bob.token)"]) { $0.headers[.contentDisposition] }
+                #expect(disposition == #"attachment; filename="a.png"; filename*=UTF-8''a.png"#)
                 #expect(try await Self.download(client, "/api/uploads/\(ids["a.mp4"]!)/thumbnail", token: bob.token).0 == .ok)
                 #expect(try await Self.download(client, "/api/uploads/\(ids["a.jpg"]!)/content", token: bob.token).0 == .notFound,
                         "not posted anywhere: the uploader's alone")

@@ -99,7 +99,7 @@ extension APIRoutes {
             let path = thumbnail ? blobs.thumbnailPath(upload: record.id) : blobs.path(sha256: record.sha256)
             guard let bytes = try await blobs.read(path) else { throw ChannelError.unavailable("the file of upload \(record.id) is missing") }
             var headers: HTTPFields = [.contentType: thumbnail ? "image/jpeg" : record.contentType]
-            headers[.contentDisposition] = thumbnail ? "inline" : "attachment; filename=\"\(record.filename.replacingOccurrences(of: "\"", with: ""))\""
+            headers[.contentDisposition] = thumbnail ? "inline" : Self.disposition(record.filename)
             headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
             headers[.cacheControl] = "private, max-age=3600"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
@@ -114,6 +114,16 @@ extension APIRoutes {
         guard try await node.directory.isChannelMember(channel, user: user) else { throw ChannelError.notAMember }
         let list = try await node.uploadStore.attachments(channel: channel, limit: 100)
         return JSONResponse(["attachments": .array(list.map { ["message_id": .string($0.message), "upload": $0.upload.json] })])
+    }
+
+    /// `Content-Disposition` of a download (RFC 6266): an ASCII `filename` for old clients and
+    /// the UTF-8 name as `filename*`.
+    static func disposition(_ filename: String) -> String {
+        let ascii = String(filename.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" ? Character($0) : "_" })
+        // RFC 5987's attr-char: ASCII letters, digits and these; everything else percent-encoded.
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~")
+        let encoded = filename.addingPercentEncoding(withAllowedCharacters: allowed) ?? ascii
+        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
     }
 
     /// The boundary of a `multipart/form-data` content type (1–70 characters).
