@@ -11,6 +11,9 @@ import ParleyRuntime
 public struct Backends: Sendable {
     public let redis: RedisClient
     public let postgres: PostgresClient
+    /// The job workers' own connections (two): a PostgreSQL that hangs holds their claims, never
+    /// the connections the message path, the API and the readiness check use.
+    public let jobsPostgres: PostgresClient
     public let redisConfiguration: RedisConfiguration
     public let webhooks: HTTPWebhookSender
     public let mail: SMTPMailSender?
@@ -18,10 +21,11 @@ public struct Backends: Sendable {
     public let scanner: ClamdScanner
     public let thumbnailer: MediaThumbnailer
 
-    public init(redis: RedisClient, postgres: PostgresClient, webhooks: HTTPWebhookSender, mail: SMTPMailSender?, webPush: WebPushSender?,
-                scanner: ClamdScanner, thumbnailer: MediaThumbnailer) {
+    public init(redis: RedisClient, postgres: PostgresClient, jobsPostgres: PostgresClient, webhooks: HTTPWebhookSender,
+                mail: SMTPMailSender?, webPush: WebPushSender?, scanner: ClamdScanner, thumbnailer: MediaThumbnailer) {
         self.redis = redis
         self.postgres = postgres
+        self.jobsPostgres = jobsPostgres
         redisConfiguration = redis.configuration
         self.webhooks = webhooks
         self.mail = mail
@@ -39,8 +43,11 @@ public struct Backends: Sendable {
         let mail = try configuration.smtpURL.map {
             SMTPMailSender(try SMTPMailSender.Configuration(url: $0, from: configuration.smtpFrom))
         }
+        let jobsConfiguration = try PostgresConfiguration(url: configuration.databaseURL, poolSize: 2,
+                                                          statementTimeout: configuration.statementTimeout)
         return Backends(redis: RedisClient(redisConfiguration, logger: logger),
                         postgres: PostgresClient(postgresConfiguration, logger: logger),
+                        jobsPostgres: PostgresClient(jobsConfiguration, logger: logger),
                         webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout), mail: mail,
                         webPush: try configuration.vapidPrivateKey.map {
                             try WebPushSender(privateKey: $0, subject: configuration.vapidSubject, timeout: configuration.webhookTimeout)
@@ -71,6 +78,7 @@ public struct Backends: Sendable {
         await thumbnailer.shutdown()
         await redis.shutdown()
         await postgres.shutdown()
+        await jobsPostgres.shutdown()
     }
 
     private static func problem(_ timeout: Duration, _ ping: @escaping @Sendable () async throws -> Void) async -> String? {

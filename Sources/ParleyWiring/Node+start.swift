@@ -40,7 +40,7 @@ extension Node {
                                        store: RedisPresenceStore(client: backends.redis, keys: keys))
         let presenceStore = RedisPresenceStore(client: backends.redis, keys: keys)
         let notifications = NotificationServer(
-            jobs: PostgresJobQueue(client: backends.postgres), store: PostgresNotificationStore(client: backends.postgres),
+            jobs: PostgresJobQueue(client: backends.jobsPostgres), store: PostgresNotificationStore(client: backends.jobsPostgres),
             webhooks: backends.webhooks, mail: backends.mail, push: backends.webPush, publisher: bus,
             online: { channel in
                 // `@here`: the channel's workspace's members online now, on any node.
@@ -56,8 +56,10 @@ extension Node {
                 deliveryAttempts: configuration.notificationAttempts),
             logger: nodeLogger)
         let uploadStore = PostgresUploadStore(client: backends.postgres)
+        // The workers work on connections of their own; the API's calls use the node's pool.
         let uploads = UploadProcessor(
-            jobs: PostgresJobQueue(client: backends.postgres), store: uploadStore, blobs: try BlobDirectory(root: configuration.blobDirectory),
+            jobs: PostgresJobQueue(client: backends.jobsPostgres), store: PostgresUploadStore(client: backends.jobsPostgres),
+            blobs: try BlobDirectory(root: configuration.blobDirectory),
             scanner: backends.scanner, thumbnailer: backends.thumbnailer, publisher: bus, worker: identity.description,
             settings: UploadProcessor.Settings(
                 workers: JobWorker.Settings(concurrency: configuration.uploadConcurrency, visibility: configuration.jobVisibility,
