@@ -90,10 +90,14 @@ public struct PostgresNotificationStore: NotificationStore {
     }
 
     public func lastRead(user: String, channels: [String]) async throws -> [String: Int64] {
+        let ids = channels.filter { UUID(uuidString: $0) != nil }
+        guard !ids.isEmpty else { return [:] }
         var read: [String: Int64] = [:]
-        for row in try await client.query("SELECT channel_id::text, last_read_seq FROM read_receipts WHERE user_id = $1::uuid", user) {
-            let channel: String = try row.decode(at: 0)
-            if channels.contains(channel) { read[channel] = try row.decode(at: 1) }
+        for row in try await client.query("""
+            SELECT channel_id::text, last_read_seq FROM read_receipts
+            WHERE user_id = $1::uuid AND channel_id = ANY (string_to_array($2, ',')::uuid[])
+            """, user, ids.joined(separator: ",")) {
+            read[try row.decode(String.self, at: 0)] = try row.decode(at: 1)
         }
         return read
     }

@@ -36,9 +36,9 @@ extension Node {
         settings.requestDeadline = configuration.requestDeadline
         let channels = ChannelRouter(membership: membership, bus: bus, leases: leases, log: log, store: store, directory: directory,
                                      sink: buffer, settings: settings, logger: nodeLogger)
-        let presence = PresenceTracker(publisher: bus, node: identity.description, awayAfter: configuration.awayAfter,
-                                       store: RedisPresenceStore(client: backends.redis, keys: keys))
         let presenceStore = RedisPresenceStore(client: backends.redis, keys: keys)
+        let presence = PresenceTracker(publisher: bus, node: identity.description, awayAfter: configuration.awayAfter,
+                                       store: presenceStore)
         let notifications = NotificationServer(
             jobs: PostgresJobQueue(client: backends.jobsPostgres), store: PostgresNotificationStore(client: backends.jobsPostgres),
             webhooks: backends.webhooks, mail: backends.mail, push: backends.webPush, publisher: bus,

@@ -76,7 +76,7 @@ extension APIRoutes {
     private func cancelUpload(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let (user, record) = try await readableUpload(request, context)
         guard record.userID == user else { throw DirectoryError.forbidden("only its uploader can cancel an upload") }
-        guard let job = try await node.uploads.cancel(record.id, jobs: node.jobs) else {
+        guard let job = try await node.uploads.cancel(record.id) else {
             throw DirectoryError.conflict("upload \(record.id) is \(record.status.rawValue) already")
         }
         // The node running it (if another) stops its run now rather than at its next renewal.

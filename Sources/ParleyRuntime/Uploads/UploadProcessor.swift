@@ -36,6 +36,7 @@ public final class UploadProcessor: Sendable {
 
     public let worker: JobWorker
     public let blobs: BlobDirectory
+    private let jobs: any JobQueue
     private let store: any UploadStore
     private let scanner: any ContentScanner
     private let thumbnailer: any Thumbnailer
@@ -47,6 +48,7 @@ public final class UploadProcessor: Sendable {
     public init(jobs: any JobQueue, store: any UploadStore, blobs: BlobDirectory, scanner: any ContentScanner, thumbnailer: any Thumbnailer,
                 publisher: any EventPublisher, worker: String, settings: Settings = Settings(),
                 logger: Logger = Logger(label: "parley.uploads")) {
+        self.jobs = jobs
         self.store = store
         self.blobs = blobs
         self.scanner = scanner
@@ -78,7 +80,7 @@ public final class UploadProcessor: Sendable {
 
     /// Cancels a queued or running upload; its job's run stops wherever it runs (the caller
     /// tells the other nodes, whose `stopRun` is called). Returns the job id when it was cancelled.
-    public func cancel(_ upload: String, jobs: any JobQueue) async throws -> Int64? {
+    public func cancel(_ upload: String) async throws -> Int64? {
         guard let job = try await store.cancel(upload) else { return nil }
         if job > 0 { _ = try await jobs.cancel(id: job) }
         counters.withLock { $0.cancelled += 1 }
