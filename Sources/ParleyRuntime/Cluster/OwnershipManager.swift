@@ -48,6 +48,12 @@ public final class OwnershipManager: Sendable {
     private let machines = Mutex<[EntityKey: OwnershipStateMachine]>([:])
     private let counters = Mutex(Stats())
     private let actors = Mutex<Actors?>(nil)
+    /// Handoffs under way, each a task of its own (see `ringChanged`).
+    private let handoffs = Mutex(Handoffs())
+    private struct Handoffs {
+        var nextID = 0
+        var running: [Int: Task<Void, Never>] = [:]
+    }
     /// When a renewal round last failed as a whole (Redis did not answer), if the last one did.
     private let failingSince = Mutex<ContinuousClock.Instant?>(nil)
 
@@ -136,7 +142,8 @@ public final class OwnershipManager: Sendable {
     }
 
     /// The ring moved: every owned entity `stillPreferred` rejects is handed off (stop
-    /// accepting, finish in-flight appends, release, tell the new owner).
+    /// accepting, finish in-flight appends, release, tell the new owner). Returns when no
+    /// handoff is under way any more.
     public func ringChanged(stillPreferred: @Sendable (EntityKey) -> Bool) async {
         let now = clock.now()
         let (moving, lost) = machines.withLock { machines -> ([EntityKey], [EntityKey]) in
@@ -158,11 +165,22 @@ public final class OwnershipManager: Sendable {
         guard let actors = actors.withLock({ $0 }) else { return }
         counters.withLock { $0.lost += lost.count }
         for key in lost { await actors.stop(key) }
-        await withTaskGroup(of: Void.self) { group in
+        // Each handoff runs as a task of its own, and every call waits for all of them — those
+        // it started and those an earlier, concurrent call started (a membership refresh and a
+        // drain can both see the ring move; the second finds the entities already handing off
+        // and must not return before they are released and their new owners told).
+        let inFlight = handoffs.withLock { handoffs -> [Task<Void, Never>] in
             for key in moving {
-                group.addTask { await self.handOff(key, actors: actors) }
+                let id = handoffs.nextID
+                handoffs.nextID += 1
+                handoffs.running[id] = Task {
+                    await self.handOff(key, actors: actors)
+                    self.handoffs.withLock { _ = $0.running.removeValue(forKey: id) }
+                }
             }
+            return Array(handoffs.running.values)
         }
+        for task in inFlight { await task.value }
     }
 
     private func handOff(_ key: EntityKey, actors: Actors) async {
