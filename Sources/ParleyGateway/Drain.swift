@@ -59,9 +59,10 @@ extension Node {
         // What is pending goes to PostgreSQL under this node's fences first (rows written after
         // the handoff are refused and left to the new owners' recovery).
         _ = await buffer.flush(within: .seconds(5))
-        report.channelsHandedOff = channels.ownership.owned.count
+        let handoffsBefore = channels.ownership.stats().handoffs
         await membership.startDraining()
         await channels.drain()
+        report.channelsHandedOff = channels.ownership.stats().handoffs - handoffsBefore
         report.handoffMilliseconds = (ContinuousClock.now - started).milliseconds
         logger.notice("draining: channels handed off", metadata: [
             "channels": "\(report.channelsHandedOff)", "ms": "\(report.handoffMilliseconds)"])
