@@ -26,18 +26,23 @@ public struct PostgresJobQueue: JobQueue {
 
     public func claim(queue: String, worker: String, limit: Int, visibility: Duration) async throws -> [Job] {
         guard limit > 0 else { return [] }
-        // A run whose worker vanished on its last allowed attempt is dead, not run again.
-        try await client.query("""
-            UPDATE jobs SET state = 'dead', finished_at = now(), locked_by = NULL, locked_until = NULL,
-                            last_error = coalesce(last_error, 'its worker stopped answering on the last attempt')
-            WHERE queue = $1 AND state = 'running' AND locked_until < now() AND attempt >= max_attempts
-            """, queue)
+        // One statement per poll. A run whose worker vanished on its last allowed attempt is
+        // dead, not run again (`buried`, executed whether or not anything reads it); the claim
+        // takes the other due rows (the two sets are disjoint).
         let rows = try await client.query("""
+            WITH buried AS (
+                UPDATE jobs SET state = 'dead', finished_at = now(), locked_by = NULL, locked_until = NULL,
+                                last_error = coalesce(last_error, 'its worker stopped answering on the last attempt')
+                WHERE queue = $1 AND state = 'running' AND locked_until < now() AND attempt >= max_attempts
+                RETURNING id),
+            due AS (
+                SELECT id FROM jobs
+                WHERE queue = $1 AND ((state = 'available' AND run_at <= now())
+                                      OR (state = 'running' AND locked_until < now() AND attempt < max_attempts))
+                ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
             UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, locked_by = $2,
                               locked_until = now() + $4::bigint * interval '1 millisecond'
-            FROM (SELECT id FROM jobs
-                  WHERE queue = $1 AND ((state = 'available' AND run_at <= now()) OR (state = 'running' AND locked_until < now()))
-                  ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due
+            FROM due
             WHERE j.id = due.id
             RETURNING j.id, j.queue, j.kind, j.payload::text, j.priority, j.attempt, j.max_attempts
             """, queue, worker, limit, visibility.milliseconds)

@@ -129,10 +129,13 @@ public struct PostgresNotificationStore: NotificationStore {
             return ["id": .string(try row.decode(at: 0)), "title": payload["title"] ?? "", "items": payload["items"] ?? [],
                     "created_at": .int(try row.decode(at: 2)), "read_at": readAt.map { .int($0) } ?? .null]
         }
-        let unread = try await client.query("""
+        return (list, try await unreadCount(user: user))
+    }
+
+    public func unreadCount(user: String) async throws -> Int {
+        try await client.query("""
             SELECT count(*) FROM notifications WHERE user_id = $1::uuid AND kind = 'in_app' AND read_at IS NULL
             """, user)[0].decode(Int.self, at: 0)
-        return (list, unread)
     }
 
     public func markRead(user: String, ids: [String]?) async throws -> Int {

@@ -60,6 +60,25 @@ struct JobQueueTests {
         }
     }
 
+    /// A claim that lapses on the job's last allowed attempt makes the job dead (its worker
+    /// vanished mid-run as often as it may): the next poll buries it in the same statement that
+    /// claims the other due jobs, and does not run it again.
+    @Test func aClaimThatLapsesOnTheLastAttemptIsDead() async throws {
+        try await TestServices.withSchema { postgres, _ in
+            try await PostgresMigrator(client: postgres).migrate()
+            let queue = PostgresJobQueue(client: postgres)
+            let ids = try await queue.enqueue([Self.job("once", attempts: 1), Self.job("twice", attempts: 2)])
+            let claimed = try await queue.claim(queue: "q", worker: "a/1", limit: 5, visibility: .milliseconds(300))
+            #expect(claimed.count == 2)
+            try await Task.sleep(for: .milliseconds(500))
+            let again = try await queue.claim(queue: "q", worker: "b/1", limit: 5, visibility: .seconds(30))
+            #expect(again.map(\.id) == [ids[1]], "only the job with an attempt left runs again")
+            #expect(again.first?.attempt == 2)
+            #expect(try await queue.counts(queue: "q") == [.dead: 1, .running: 1])
+            #expect(try await queue.retry(id: ids[0]), "a dead letter, which can be retried")
+        }
+    }
+
     @Test func failuresBackOffThenDieAndADeadJobCanBeRetried() async throws {
         try await TestServices.withSchema { postgres, _ in
             try await PostgresMigrator(client: postgres).migrate()

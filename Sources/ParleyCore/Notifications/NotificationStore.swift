@@ -20,6 +20,8 @@ public protocol NotificationStore: Sendable {
                  worker: String) async throws -> Bool
     /// The user's newest in-app notifications, and how many are unread.
     func notifications(user: String, limit: Int) async throws -> (notifications: [JSONValue], unread: Int)
+    /// How many of the user's in-app notifications are unread.
+    func unreadCount(user: String) async throws -> Int
     /// Marks the user's notifications `ids` (all when nil) read; returns how many changed.
     func markRead(user: String, ids: [String]?) async throws -> Int
     func setMuted(_ muted: Bool, channel: String, user: String) async throws

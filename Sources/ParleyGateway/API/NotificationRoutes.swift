@@ -85,7 +85,7 @@ extension APIRoutes {
             }
         }
         let marked = try await node.notificationStore.markRead(user: user, ids: ids)
-        let unread = try await node.notificationStore.notifications(user: user, limit: 0).unread
+        let unread = try await node.notificationStore.unreadCount(user: user)
         return JSONResponse(["marked": .int(Int64(marked)), "unread": .int(Int64(unread))])
     }
 

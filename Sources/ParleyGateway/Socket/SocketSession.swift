@@ -241,7 +241,7 @@ actor SocketSession {
             userTopics.insert(frame.topic)
             // Subscribed on the bus before the count is read, so no later notification is missed.
             try await backend { try await node.bus.subscribe(frame.topic) }
-            let unread = try await backend { try await node.notificationStore.notifications(user: user, limit: 0).unread }
+            let unread = try await backend { try await node.notificationStore.unreadCount(user: user) }
             outbox.send(.reply(to: frame, status: "ok", response: ["unread": .int(Int64(unread))]))
             node.metrics.joins.increment()
         } catch {

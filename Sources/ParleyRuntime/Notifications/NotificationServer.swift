@@ -148,7 +148,7 @@ public final class NotificationServer: Sendable {
                 $0.digests += 1
                 $0.inApp += 1
             }
-            let unreadCount = (try? await store.notifications(user: user, limit: 0).unread) ?? 0
+            let unreadCount = (try? await store.unreadCount(user: user)) ?? 0
             publisher.publish(.notification(["id": .string(id), "title": .string(title), "items": .array(unread.map(\.json)),
                                              "unread": .int(Int64(unreadCount))]), topic: "user:\(user)")
             if !deliveries.isEmpty { worker.poke() }
@@ -162,7 +162,7 @@ public final class NotificationServer: Sendable {
         guard let user = job.payload["user"]?.stringValue, let id = job.payload["notification_id"]?.stringValue else {
             return .dead("no user or notification_id")
         }
-        return await deliver(job, kind: "webhook") {
+        return await deliver {
             let preferences = try await self.store.settings(user: user)
             guard let url = preferences.webhookURL, let webhooks = self.webhooks else { return }
             var body = job.payload
@@ -180,7 +180,7 @@ public final class NotificationServer: Sendable {
         guard let user = job.payload["user"]?.stringValue, let id = job.payload["notification_id"]?.stringValue else {
             return .dead("no user or notification_id")
         }
-        return await deliver(job, kind: "email") {
+        return await deliver {
             let preferences = try await self.store.settings(user: user)
             guard preferences.email, !preferences.emailAddress.isEmpty, let mail = self.mail else { return }
             let items = (job.payload["items"]?.arrayValue ?? []).compactMap(NotificationItem.init(json:))
@@ -195,8 +195,11 @@ public final class NotificationServer: Sendable {
         guard let id = job.payload["notification_id"]?.stringValue, let subscriptionID = job.payload["subscription"]?.stringValue else {
             return .dead("no notification_id or subscription")
         }
-        do {
-            guard let push, let subscription = try await store.pushSubscription(id: subscriptionID) else { return .succeeded }
+        return await deliver(onGone: { why in
+            _ = try? await self.store.removePushSubscription(id: subscriptionID, user: nil)
+            self.logger.info("a push subscription is gone; forgotten", metadata: ["subscription": "\(subscriptionID)", "why": "\(why)"])
+        }) {
+            guard let push = self.push, let subscription = try await self.store.pushSubscription(id: subscriptionID) else { return }
             // What a service worker shows: a title, a line, and the items while they fit in a
             // push message (about 4 KB).
             var items = job.payload["items"]?.arrayValue ?? []
@@ -207,24 +210,18 @@ public final class NotificationServer: Sendable {
             while payload().jsonBytes.count > 3000 && !items.isEmpty { items.removeLast() }
             try await push.send(PushMessage(endpoint: subscription.endpoint, subscriberKey: subscription.key,
                                             authSecret: subscription.authSecret, payload: payload().jsonBytes, urgent: job.priority > 0))
-            counters.withLock { $0.pushes += 1 }
-            return .succeeded
-        } catch DeliveryError.gone(let why) {
-            _ = try? await store.removePushSubscription(id: subscriptionID, user: nil)
-            logger.info("a push subscription is gone; forgotten", metadata: ["subscription": "\(subscriptionID)", "why": "\(why)"])
-            return .succeeded
-        } catch DeliveryError.permanent(let why) {
-            counters.withLock { $0.deliveryFailures += 1 }
-            return .dead(why)
-        } catch {
-            counters.withLock { $0.deliveryFailures += 1 }
-            return .retry("\(error)")
+            self.counters.withLock { $0.pushes += 1 }
         }
     }
 
-    private func deliver(_ job: Job, kind: String, _ send: () async throws -> Void) async -> JobOutcome {
+    /// Runs one delivery: done when `send` returns; a permanent refusal is a dead letter, a
+    /// destination that is gone is forgotten (`onGone`) and done; anything else is retried.
+    private func deliver(onGone: ((String) async -> Void)? = nil, _ send: () async throws -> Void) async -> JobOutcome {
         do {
             try await send()
+            return .succeeded
+        } catch DeliveryError.gone(let why) where onGone != nil {
+            await onGone?(why)
             return .succeeded
         } catch DeliveryError.permanent(let why) {
             counters.withLock { $0.deliveryFailures += 1 }
