@@ -113,11 +113,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A blocking TCP socket for the adapters that talk to local daemons on threads of their own.
+        .target(name: "ParleySockets"),
         // Adapters that deliver notifications: webhooks (async-http-client), mail (SMTP).
         .target(
             name: "ParleyDelivery",
             dependencies: [
-                "ParleyCore",
+                "ParleyCore", "ParleySockets",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -129,7 +131,7 @@ let package = Package(
         .target(
             name: "ParleyMedia",
             dependencies: [
-                "ParleyCore",
+                "ParleyCore", "ParleySockets",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
@@ -184,7 +186,7 @@ let package = Package(
         .testTarget(
             name: "ParleyBackendTests",
             dependencies: [
-                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyTestSupport",
+                "ParleyCore", "ParleyRedis", "ParleyPostgres", "ParleyRuntime", "ParleyTestSupport", "ParleyDelivery", "ParleyMedia",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

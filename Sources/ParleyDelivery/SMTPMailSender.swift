@@ -1,9 +1,7 @@
 import Foundation
 import NIOPosix
 import ParleyCore
-#if canImport(Glibc)
-import Glibc
-#endif
+import ParleySockets
 
 /// Sends mail to an SMTP server (a relay on the operator's network: `smtp://host:port`), one
 /// connection per message, with blocking sockets on threads of its own (never the cooperative
@@ -63,38 +61,21 @@ public final class SMTPMailSender: MailSender {
     }
 }
 
-/// One SMTP session on a blocking socket.
+/// One SMTP session on a blocking socket. Every socket failure can pass (retried).
 private struct SMTPConversation {
     let configuration: SMTPMailSender.Configuration
-    private let fd: Int32
+    private let socket: BlockingSocket
 
     init(_ configuration: SMTPMailSender.Configuration) throws {
         self.configuration = configuration
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(configuration.host, "\(configuration.port)", &hints, &list) == 0, let first = list else {
-            throw DeliveryError.retryable("cannot resolve \(configuration.host)")
+        socket = try retryable { () throws(SocketFailure) in
+            try BlockingSocket.connect(host: configuration.host, port: configuration.port, timeout: configuration.timeout)
         }
-        defer { freeaddrinfo(list) }
-        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-        guard fd >= 0 else { throw DeliveryError.retryable("socket: \(String(cString: strerror(errno)))") }
-        let seconds = max(1, Int(configuration.timeout.milliseconds / 1000))
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw DeliveryError.retryable("connect to \(configuration.host):\(configuration.port): \(why)")
-        }
-        self.fd = fd
     }
 
     func send(_ message: MailMessage) throws {
-        defer { close(fd) }
-        var reader = LineReader(fd: fd)
+        defer { socket.close() }
+        var reader = LineReader(socket: socket)
         try expect(220, reader.reply())
         try command("EHLO parley", expect: 250, &reader)
         try command("MAIL FROM:<\(address(configuration.from))>", expect: 250, &reader)
@@ -125,21 +106,20 @@ private struct SMTPConversation {
     }
 
     private func write(_ text: String) throws {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard sent > 0 else { throw DeliveryError.retryable("send: \(String(cString: strerror(errno)))") }
-            bytes = bytes.dropFirst(sent)
-        }
+        try retryable { () throws(SocketFailure) in try socket.write(Array(text.utf8)) }
     }
+}
+
+private func retryable<T>(_ body: () throws(SocketFailure) -> T) throws(DeliveryError) -> T {
+    do { return try body() } catch { throw .retryable(error.description) }
 }
 
 /// Reads SMTP replies (`250-…` continuation lines up to the final `250 …`).
 private struct LineReader {
-    let fd: Int32
+    let socket: BlockingSocket
     private var buffer: [UInt8] = []
 
-    init(fd: Int32) { self.fd = fd }
+    init(socket: BlockingSocket) { self.socket = socket }
 
     mutating func reply() throws -> (code: Int, text: String) {
         while true {
@@ -157,10 +137,7 @@ private struct LineReader {
                 return line
             }
             guard buffer.count < 64 * 1024 else { throw DeliveryError.retryable("SMTP reply line too long") }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = recv(fd, &chunk, chunk.count, 0)
-            guard count > 0 else { throw DeliveryError.retryable("the SMTP server closed the connection or timed out") }
-            buffer += chunk.prefix(count)
+            buffer += try retryable { () throws(SocketFailure) in try socket.read() }
         }
     }
 }

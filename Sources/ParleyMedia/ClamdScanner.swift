@@ -1,9 +1,7 @@
 import Foundation
 import NIOPosix
 import ParleyCore
-#if canImport(Glibc)
-import Glibc
-#endif
+import ParleySockets
 
 /// Scans files with ClamAV's daemon over its INSTREAM command (TCP): `zINSTREAM\0`, the file in
 /// chunks each prefixed by its length (4 bytes, network order), a zero length, then one reply —
@@ -41,10 +39,10 @@ public final class ClamdScanner: ContentScanner {
     public func ping() async throws {
         let (host, port, timeout) = (host, port, timeout)
         try await threads.runIfActive {
-            let fd = try TCP.connect(host: host, port: port, timeout: timeout)
-            defer { close(fd) }
-            try TCP.write(fd, Array("zPING\0".utf8))
-            guard try TCP.readReply(fd) == "PONG" else { throw ClamdError("clamd did not answer PONG") }
+            let socket = try TCP.connect(host: host, port: port, timeout: timeout)
+            defer { socket.close() }
+            try TCP.write(socket, Array("zPING\0".utf8))
+            guard try TCP.readReply(socket) == "PONG" else { throw ClamdError("clamd did not answer PONG") }
         }
     }
 
@@ -53,16 +51,16 @@ public final class ClamdScanner: ContentScanner {
     static func scanBlocking(_ path: String, host: String, port: Int, timeout: Duration) throws -> String? {
         guard let file = FileHandle(forReadingAtPath: path) else { throw ClamdError("cannot read \(path)") }
         defer { try? file.close() }
-        let fd = try TCP.connect(host: host, port: port, timeout: timeout)
-        defer { close(fd) }
-        try TCP.write(fd, Array("zINSTREAM\0".utf8))
+        let socket = try TCP.connect(host: host, port: port, timeout: timeout)
+        defer { socket.close() }
+        try TCP.write(socket, Array("zINSTREAM\0".utf8))
         while true {
             let chunk = [UInt8](file.readData(ofLength: 256 * 1024))
             let length = UInt32(chunk.count).bigEndian
-            try TCP.write(fd, withUnsafeBytes(of: length) { Array($0) } + chunk)
+            try TCP.write(socket, withUnsafeBytes(of: length) { Array($0) } + chunk)
             if chunk.isEmpty { break }
         }
-        let reply = try TCP.readReply(fd)
+        let reply = try TCP.readReply(socket)
         if reply.hasSuffix(" OK") { return nil }
         if reply.hasSuffix(" FOUND") {
             return String(reply.dropFirst("stream: ".count).dropLast(" FOUND".count))
@@ -71,49 +69,27 @@ public final class ClamdScanner: ContentScanner {
     }
 }
 
-/// Blocking TCP for the scanner.
+/// clamd's side of a blocking socket: failures say they are clamd's.
 enum TCP {
-    static func connect(host: String, port: Int, timeout: Duration) throws -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, "\(port)", &hints, &list) == 0, let first = list else {
-            throw ClamdScanner.ClamdError("cannot resolve \(host)")
-        }
-        defer { freeaddrinfo(list) }
-        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-        guard fd >= 0 else { throw ClamdScanner.ClamdError("socket: \(String(cString: strerror(errno)))") }
-        var limit = timeval(tv_sec: max(1, Int(timeout.milliseconds / 1000)), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        guard Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw ClamdScanner.ClamdError("clamd at \(host):\(port): \(why)")
-        }
-        return fd
+    static func connect(host: String, port: Int, timeout: Duration) throws -> BlockingSocket {
+        try clamd { () throws(SocketFailure) in try BlockingSocket.connect(host: host, port: port, timeout: timeout) }
     }
 
-    static func write(_ fd: Int32, _ bytes: [UInt8]) throws {
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            let sent = rest.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard sent > 0 else { throw ClamdScanner.ClamdError("clamd: send: \(String(cString: strerror(errno)))") }
-            rest = rest.dropFirst(sent)
-        }
+    static func write(_ socket: BlockingSocket, _ bytes: [UInt8]) throws {
+        try clamd { () throws(SocketFailure) in try socket.write(bytes) }
     }
 
     /// One NUL-terminated reply.
-    static func readReply(_ fd: Int32) throws -> String {
+    static func readReply(_ socket: BlockingSocket) throws -> String {
         var reply: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1024)
         while !reply.contains(0) {
-            let count = recv(fd, &chunk, chunk.count, 0)
-            guard count > 0 else { throw ClamdScanner.ClamdError("clamd closed the connection or timed out") }
-            reply += chunk.prefix(count)
+            reply += try clamd { () throws(SocketFailure) in try socket.read(maximum: 1024) }
             guard reply.count < 64 * 1024 else { throw ClamdScanner.ClamdError("clamd's reply is too long") }
         }
         return String(decoding: reply.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private static func clamd<T>(_ body: () throws(SocketFailure) -> T) throws(ClamdScanner.ClamdError) -> T {
+        do { return try body() } catch { throw ClamdScanner.ClamdError("clamd: \(error)") }
     }
 }
