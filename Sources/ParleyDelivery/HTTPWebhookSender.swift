@@ -11,13 +11,13 @@ import ParleyCore
 /// and that it is fresh — and `Idempotency-Key`, the same on every attempt of one delivery.
 /// 2xx is delivered; a time-out, a connection failure, 408, 429 and 5xx are retried; any other
 /// status is a refusal.
+/// Receivers are reached only at addresses `policy` permits (public ones, unless the operator
+/// allows a network).
 public final class HTTPWebhookSender: WebhookSender {
-    private let client: HTTPClient
-    private let timeout: Duration
+    private let http: DeliveryHTTP
 
-    public init(timeout: Duration = .seconds(10)) {
-        client = DeliveryHTTP.client(timeout: timeout)
-        self.timeout = timeout
+    public init(timeout: Duration = .seconds(10), policy: OutboundAddressPolicy = OutboundAddressPolicy()) {
+        http = DeliveryHTTP(timeout: timeout, policy: policy)
     }
 
     public static func signature(secret: String, timestamp: Int64, body: [UInt8]) -> String {
@@ -41,7 +41,7 @@ public final class HTTPWebhookSender: WebhookSender {
             request.headers.add(name: "X-Parley-Signature", value: Self.signature(secret: secret, timestamp: timestamp, body: webhook.body))
         }
         request.body = .bytes(ByteBuffer(bytes: webhook.body))
-        switch try await DeliveryHTTP.post(request, on: client, timeout: timeout) {
+        switch try await http.post(request) {
         case 200..<300: return
         case let status where status == 408 || status == 429 || status >= 500: throw DeliveryError.retryable("HTTP \(status)")
         case let status: throw DeliveryError.permanent("HTTP \(status)")
@@ -49,6 +49,6 @@ public final class HTTPWebhookSender: WebhookSender {
     }
 
     public func shutdown() async {
-        try? await client.shutdown()
+        await http.shutdown()
     }
 }

@@ -9,28 +9,28 @@ import ParleyCore
 /// subscription's key, HKDF with its auth secret, AES-128-GCM, one record), and the request
 /// signed with the server's VAPID key (RFC 8292: an ES256 JWT for the push service's origin).
 /// 2xx is delivered; 404 and 410 mean the subscription is gone; 429, 5xx, time-outs are retried.
+/// Push services are reached only at addresses `policy` permits.
 public final class WebPushSender: PushSender {
-    private let client: HTTPClient
+    private let http: DeliveryHTTP
     private let vapid: P256.Signing.PrivateKey
     private let subject: String
-    private let timeout: Duration
 
     /// `privateKey`: the VAPID key's 32-byte scalar, base64url; `subject`: a `mailto:` or
     /// `https:` contact for the push services.
-    public init(privateKey: String, subject: String, timeout: Duration = .seconds(10)) throws {
+    public init(privateKey: String, subject: String, timeout: Duration = .seconds(10),
+                policy: OutboundAddressPolicy = OutboundAddressPolicy()) throws {
         guard let raw = Base64URL.decode(privateKey), raw.count == 32, let key = try? P256.Signing.PrivateKey(rawRepresentation: raw) else {
             throw DeliveryError.permanent("PARLEY_VAPID_PRIVATE_KEY must be a P-256 private key, 32 bytes in base64url (parley vapid-key makes one)")
         }
         vapid = key
         self.subject = subject
-        client = DeliveryHTTP.client(timeout: timeout)
-        self.timeout = timeout
+        http = DeliveryHTTP(timeout: timeout, policy: policy)
     }
 
     /// The VAPID public key (uncompressed point, base64url): a browser's `applicationServerKey`.
     public var publicKey: String { Base64URL.encode(Array(vapid.publicKey.x963Representation)) }
 
-    public func shutdown() async { try? await client.shutdown() }
+    public func shutdown() async { await http.shutdown() }
 
     public func send(_ push: PushMessage) async throws {
         guard let url = URL(string: push.endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme), let host = url.host else {
@@ -46,7 +46,7 @@ public final class WebPushSender: PushSender {
         request.headers.add(name: "TTL", value: "\(push.timeToLive)")
         request.headers.add(name: "Urgency", value: push.urgent ? "high" : "normal")
         request.body = .bytes(ByteBuffer(bytes: body))
-        switch try await DeliveryHTTP.post(request, on: client, timeout: timeout) {
+        switch try await http.post(request) {
         case 200..<300: return
         case let status where status == 404 || status == 410: throw DeliveryError.gone("the push service answered \(status)")
         case let status where status == 429 || status >= 500: throw DeliveryError.retryable("HTTP \(status)")

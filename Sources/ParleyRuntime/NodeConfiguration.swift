@@ -72,6 +72,8 @@ public struct NodeConfiguration: Sendable {
     public var smtpFrom = "Parley <parley@localhost>"
     /// How long a webhook receiver has to answer.
     public var webhookTimeout: Duration = .seconds(10)
+    /// Where webhooks and pushes (URLs users choose) may go: public addresses, and these networks.
+    public var deliveryPolicy = OutboundAddressPolicy()
     /// The folder of uploaded files, shared by every node.
     public var blobDirectory = "var/blobs"
     public var uploadPolicy = UploadPolicy()

@@ -48,9 +48,10 @@ public struct Backends: Sendable {
         return Backends(redis: RedisClient(redisConfiguration, logger: logger),
                         postgres: PostgresClient(postgresConfiguration, logger: logger),
                         jobsPostgres: PostgresClient(jobsConfiguration, logger: logger),
-                        webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout), mail: mail,
+                        webhooks: HTTPWebhookSender(timeout: configuration.webhookTimeout, policy: configuration.deliveryPolicy), mail: mail,
                         webPush: try configuration.vapidPrivateKey.map {
-                            try WebPushSender(privateKey: $0, subject: configuration.vapidSubject, timeout: configuration.webhookTimeout)
+                            try WebPushSender(privateKey: $0, subject: configuration.vapidSubject, timeout: configuration.webhookTimeout,
+                                              policy: configuration.deliveryPolicy)
                         },
                         scanner: try ClamdScanner(url: configuration.clamdURL), thumbnailer: MediaThumbnailer())
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParleyCore
 import ParleyRuntime
 
 /// Reads a setting: the flag if given, else the `PARLEY_*` environment variable, else the default.
@@ -110,6 +111,8 @@ struct NodeOptions: ParsableArguments {
     var smtpFrom: String?
     @Option(help: "How long a webhook receiver has to answer, ms. Env PARLEY_WEBHOOK_TIMEOUT_MS; default 10000.")
     var webhookTimeoutMs: Int?
+    @Option(help: "Networks besides the public internet that webhooks and push endpoints (URLs users choose) may reach, e.g. 10.1.0.0/16,fd00::/8. Env PARLEY_DELIVERY_ALLOWED_NETWORKS; default none: loopback, private, link-local and other special addresses are refused.")
+    var deliveryAllowedNetworks: String?
     @Option(help: "Folder of uploaded files, shared by every node. Env PARLEY_BLOB_DIR; default var/blobs.")
     var blobDir: String?
     @Option(help: "Largest upload, bytes. Env PARLEY_UPLOAD_MAX_BYTES; default 26214400 (25 MiB).")
@@ -175,6 +178,10 @@ struct NodeOptions: ParsableArguments {
               configuration.jobVisibility >= .seconds(1), configuration.jobPoll >= .milliseconds(10),
               configuration.webhookTimeout >= .milliseconds(100) else {
             throw ValidationError("notification window ≥ 0, concurrency ≥ 1, attempts ≥ 1, job visibility ≥ 1000 ms, job poll ≥ 10 ms, webhook timeout ≥ 100 ms")
+        }
+        switch OutboundAddressPolicy.networks(try setting(deliveryAllowedNetworks, "PARLEY_DELIVERY_ALLOWED_NETWORKS", "")) {
+        case .success(let networks): configuration.deliveryPolicy = OutboundAddressPolicy(allowed: networks)
+        case .failure(let invalid): throw ValidationError("PARLEY_DELIVERY_ALLOWED_NETWORKS: \(invalid)")
         }
         configuration.blobDirectory = try setting(blobDir, "PARLEY_BLOB_DIR", configuration.blobDirectory)
         configuration.uploadPolicy.maximumBytes = try setting(uploadMaxBytes, "PARLEY_UPLOAD_MAX_BYTES", configuration.uploadPolicy.maximumBytes)

@@ -61,35 +61,3 @@ struct BlockingSocketAdapterTests {
         #expect(hangUp.contains("closed the connection"), "\(hangUp)")
     }
 }
-
-/// Accepts one connection on 127.0.0.1, writes `reply`, and closes it (on a thread of its own).
-private final class OneShotServer: Sendable {
-    let port: Int
-
-    init(reply: String) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Int? in
-                guard bind(fd, raw, length) == 0, listen(fd, 1) == 0, getsockname(fd, raw, &length) == 0 else { return nil }
-                return Int(UInt16(bigEndian: pointer.pointee.sin_port))
-            }
-        }
-        guard let bound else {
-            close(fd)
-            throw POSIXError(.EADDRINUSE)
-        }
-        port = bound
-        Thread {
-            defer { close(fd) }
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
-            let bytes = Array(reply.utf8)
-            _ = bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            close(client)
-        }.start()
-    }
-}

@@ -14,6 +14,7 @@ enum ClientDriver {
             "PARLEY_REDIS_URL": redisURL, "PARLEY_REDIS_PREFIX": TestServices.uniquePrefix(node),
             "PARLEY_DATABASE_URL": TestServices.databaseURL + "?options=-csearch_path%3D\(schema)",
             "PARLEY_TOKEN_SECRET": "driver-test-secret-driver-test-secret-01", "PARLEY_BCRYPT_COST": "4",
+            "PARLEY_DELIVERY_ALLOWED_NETWORKS": "127.0.0.0/8",
             "PARLEY_CLAMD_URL": ProcessInfo.processInfo.environment["PARLEY_TEST_CLAMD_URL"] ?? "tcp://127.0.0.1:3311",
             "PARLEY_BLOB_DIR": FileManager.default.temporaryDirectory.appendingPathComponent("parley-blobs-\(node)-\(UUID())").path,
         ]

@@ -26,6 +26,8 @@ enum NodeHarness {
         configuration.bcryptCost = 4
         configuration.tokenSecret = "node-test-secret-node-test-secret-012345"
         configuration.batchDelay = .milliseconds(100)
+        // The tests' webhook receivers and push service listen on loopback.
+        configuration.deliveryPolicy = OutboundAddressPolicy(allowed: [IPNetwork("127.0.0.0/8")!])
         configuration.clamdURL = ProcessInfo.processInfo.environment["PARLEY_TEST_CLAMD_URL"] ?? configuration.clamdURL
         configuration.blobDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-blobs-\(UUID())").path
         if let schema { configuration.databaseURL += "?options=-csearch_path%3D\(schema)" }

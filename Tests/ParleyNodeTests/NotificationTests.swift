@@ -132,7 +132,11 @@ struct NotificationTests {
                 #expect(metrics.contains(#"parley_notifications_sent_total{kind="in_app"} 2"#))
 
                 // Bad settings get their codes.
+                // (This node allows 127.0.0.0/8 for the tests' receivers; the metadata service and
+                // IPv6 loopback stay out of reach.)
                 for (body, field) in [(["webhook_url": "ftp://example.com"], "webhook_url"), (["webhook_secret": "short"], "webhook_secret"),
+                                      (["webhook_url": "http://169.254.169.254/latest/meta-data/"], "webhook_url"),
+                                      (["webhook_url": "http://[::1]:8080/hook"], "webhook_url"),
                                       (["email": "yes"], "email"), (["dnd_until": -1], "dnd_until")] as [(JSONValue, String)] {
                     let (status, answer) = try await client.json(.put, "/api/notifications/settings", token: bob.token, body: body)
                     #expect(status == .badRequest && answer["error"]?["code"] == "invalid_payload", "\(field): \(answer)")

@@ -34,6 +34,7 @@ extension APIRoutes {
         guard let url = URL(string: endpoint), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
             throw ProtocolError.invalidField(field: "endpoint", reason: "must be the push service's URL")
         }
+        try refuseUnreachable(url, field: "endpoint")
         let keys = try PayloadReader(body.members["keys"] ?? .null)
         guard let key = Base64URL.decode(try keys.string("p256dh", maxLength: 200)), key.count == 65, key.first == 4 else {
             throw ProtocolError.invalidField(field: "keys.p256dh", reason: "must be an uncompressed P-256 public key, base64url")
@@ -94,6 +95,17 @@ extension APIRoutes {
         return JSONResponse(["settings": Self.json(try await node.notificationStore.settings(user: user))])
     }
 
+    /// A URL whose host is an address the delivery policy refuses (`http://169.254.169.254/`,
+    /// `http://[::1]:8080/`) is refused at once; a name is checked when it is resolved, at
+    /// each delivery (a dead letter says why).
+    private func refuseUnreachable(_ url: URL, field: String) throws {
+        guard var host = url.host else { return }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if let address = IPAddress(host), !node.configuration.deliveryPolicy.permits(address) {
+            throw ProtocolError.invalidField(field: field, reason: "must not lead to a private, loopback or other special address")
+        }
+    }
+
     /// Changes the fields given: `dnd_until` (ms since 1970, null to end it), `webhook_url`
     /// (http or https, null to remove), `webhook_secret` (16–200 characters), `email` (bool).
     private func updateNotificationSettings(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
@@ -109,6 +121,7 @@ extension APIRoutes {
                 guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
                     throw ProtocolError.invalidField(field: "webhook_url", reason: "must be an http or https URL")
                 }
+                try refuseUnreachable(parsed, field: "webhook_url")
             }
             settings.webhookURL = url
         }
