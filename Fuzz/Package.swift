@@ -27,5 +27,6 @@ let package = Package(
         fuzzTarget("FuzzClientEvent", ["ParleyCore"]),
         fuzzTarget("FuzzAPIBody", ["ParleyCore"]),
         fuzzTarget("FuzzToken", ["ParleyAuth"]),
+        fuzzTarget("FuzzAddress", ["ParleyCore"]),
     ]
 )
