@@ -165,6 +165,40 @@ struct UploadTests {
                 }
                 #expect(try await Self.upload(client, media.png, type: "image/png", workspace: workspace, token: stranger.token).0 == .forbidden)
                 #expect(try await client.json(.post, "/api/uploads", token: alice.token, body: ["file": "x"]).0 == .badRequest, "not multipart")
+                // Malformed forms, read as they stream in.
+                let boundary = "parley-form"
+                func part(_ name: String, filename: String? = nil, _ content: String) -> String {
+                    "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"" + (filename.map { "; filename=\"\($0)\"\r\nContent-Type: text/plain" } ?? "")
+                        + "\r\n\r\n\(content)\r\n"
+                }
+                let malformed: [(String, String)] = [
+                    (part("workspace_id", workspace) + part("file", filename: "a.txt", "no end"), "a file without its closing boundary"),
+                    (part("workspace_id", workspace) + part("file", filename: "a.txt", "one") + part("file", filename: "b.txt", "two")
+                        + "--\(boundary)--\r\n", "two files"),
+                    (part("workspace_id", String(repeating: "x", count: 2000)) + part("file", filename: "a.txt", "hi") + "--\(boundary)--\r\n",
+                     "a field over 1 KiB"),
+                ]
+                for (body, what) in malformed {
+                    let (status, answer) = try await client.execute(
+                        uri: "/api/uploads", method: .post,
+                        headers: [.contentType: "multipart/form-data; boundary=\(boundary)", .authorization: "Bearer \(alice.token)"],
+                        body: ByteBuffer(string: String(body.dropLast(what.hasPrefix("a file without") ? 2 : 0)))) { response in
+                        (response.status, (try? JSONParser.parse(Array(response.body.readableBytesView))) ?? .null)
+                    }
+                    #expect(status == .badRequest && answer["error"]?["code"] == "invalid_payload", "\(what): \(status) \(answer)")
+                }
+                // A file of the largest size goes to disk as it arrives and comes back whole.
+                let largest = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) & 0x3f | 0x40 }
+                let (accepted, big) = try await Self.upload(client, largest, type: "text/plain", name: "largest.txt", workspace: workspace,
+                                                            token: alice.token)
+                #expect(accepted == .accepted && big["upload"]?["size"] == .int(1 << 20), "\(big)")
+                let bigID = big["upload"]?["id"]?.stringValue ?? ""
+                #expect(try await Self.finished(client, bigID, token: alice.token)["status"] == "ready")
+                let (fetched, _, fetchedBytes) = try await Self.download(client, "/api/uploads/\(bigID)/content", token: alice.token)
+                #expect(fetched == .ok && fetchedBytes == largest, "streamed back byte for byte")
+                // No refused upload left anything behind.
+                let incoming = try FileManager.default.contentsOfDirectory(atPath: node.uploads.blobs.root + "/incoming")
+                #expect(incoming.isEmpty, "temporary files of refused uploads: \(incoming)")
             }
         }
     }

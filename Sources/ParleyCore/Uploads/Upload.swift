@@ -96,11 +96,16 @@ public struct UploadPolicy: Sendable, Hashable {
     /// Whether `type` gets a thumbnail.
     public static func isMedia(_ type: String) -> Bool { type.hasPrefix("image/") || type.hasPrefix("video/") }
 
-    /// Checks a declared type against the allow-list and the content's first bytes.
-    public func check(type: String, head: [UInt8]) throws(ProtocolError) {
+    /// Checks a declared type against the allow-list (before any content is read).
+    public func checkAllowed(type: String) throws(ProtocolError) {
         guard allowedTypes.contains(type) else {
             throw .invalidField(field: "file", reason: "type \(type.prefix(64)) is not accepted (allowed: \(allowedTypes.sorted().joined(separator: ", ")))")
         }
+    }
+
+    /// Checks a declared type against the allow-list and the content's first bytes.
+    public func check(type: String, head: [UInt8]) throws(ProtocolError) {
+        try checkAllowed(type: type)
         func starts(_ bytes: [UInt8], at offset: Int = 0) -> Bool {
             head.count >= offset + bytes.count && Array(head[offset..<offset + bytes.count]) == bytes
         }

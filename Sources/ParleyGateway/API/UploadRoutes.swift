@@ -20,43 +20,39 @@ extension APIRoutes {
     }
 
     /// `multipart/form-data` with `file` (its filename and `Content-Type`), `workspace_id`, and
-    /// optionally `priority` (0–10, higher first). Answers 202 with the queued upload.
+    /// optionally `priority` (0–10, higher first). Answers 202 with the queued upload. The file
+    /// goes to the blob folder as it arrives (never whole in memory); a refused upload leaves
+    /// nothing behind.
     private func upload(_ request: Request, _ context: ParleyRequestContext) async throws -> JSONResponse {
         let user = try await authenticate(request)
         let policy = node.uploadPolicy
         guard let boundary = Self.boundary(request.headers[.contentType] ?? "") else {
             throw ProtocolError.invalidField(field: "body", reason: "must be multipart/form-data with a boundary")
         }
-        var request = request
-        let body: ByteBuffer
+        let incoming = try await node.uploads.blobs.receive()
         do {
-            body = try await request.collectBody(upTo: policy.maximumBytes + 64 * 1024)
-        } catch {
-            throw ProtocolError.tooLarge(field: "file", limit: policy.maximumBytes, size: policy.maximumBytes + 1)
-        }
-        let form = try FormParts(body, boundary: boundary)
-        guard let file = form.parts.first(where: { $0.name == "file" && $0.filename != nil }) else {
-            throw ProtocolError.invalidField(field: "file", reason: "a file part is required")
-        }
-        guard file.body.count <= policy.maximumBytes else {
-            throw ProtocolError.tooLarge(field: "file", limit: policy.maximumBytes, size: file.body.count)
-        }
-        guard let workspace = form.value("workspace_id"), UUID(uuidString: workspace) != nil else {
-            throw ProtocolError.invalidField(field: "workspace_id", reason: "a workspace id is required")
-        }
-        var priority = 0
-        if let raw = form.value("priority") {
-            guard let value = Int(raw), (0...10).contains(value) else {
-                throw ProtocolError.invalidField(field: "priority", reason: "must be between 0 and 10")
+            let form = try await StreamedForm.read(request.body, boundary: boundary, policy: policy, into: incoming)
+            guard let filename = form.filename else { throw ProtocolError.invalidField(field: "file", reason: "a file part is required") }
+            guard let workspace = form.fields["workspace_id"], UUID(uuidString: workspace) != nil else {
+                throw ProtocolError.invalidField(field: "workspace_id", reason: "a workspace id is required")
             }
-            priority = value
+            var priority = 0
+            if let raw = form.fields["priority"] {
+                guard let value = Int(raw), (0...10).contains(value) else {
+                    throw ProtocolError.invalidField(field: "priority", reason: "must be between 0 and 10")
+                }
+                priority = value
+            }
+            try await requireWorkspaceMember(workspace.lowercased(), user)
+            try policy.check(type: form.type, head: incoming.head)
+            let received = try await incoming.commit()
+            let record = try await node.uploads.accept(received, filename: Self.filename(filename), contentType: form.type,
+                                                       workspace: workspace.lowercased(), user: user, priority: priority)
+            return JSONResponse(["upload": record.json], status: .accepted)
+        } catch {
+            await incoming.discard()
+            throw error
         }
-        try await requireWorkspaceMember(workspace.lowercased(), user)
-        let type = (file.contentType ?? "application/octet-stream").split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased()
-        try policy.check(type: type, head: Array(file.body.prefix(16)))
-        let record = try await node.uploads.accept(file.body, filename: Self.filename(file.filename ?? ""), contentType: type,
-                                                   workspace: workspace.lowercased(), user: user, priority: priority)
-        return JSONResponse(["upload": record.json], status: .accepted)
     }
 
     private func readableUpload(_ request: Request, _ context: ParleyRequestContext) async throws -> (String, UploadRecord) {
@@ -97,12 +93,13 @@ extension APIRoutes {
             guard !thumbnail || record.hasThumbnail else { throw DirectoryError.notFound("thumbnail of upload \(record.id)") }
             let blobs = node.uploads.blobs
             let path = thumbnail ? blobs.thumbnailPath(upload: record.id) : blobs.path(sha256: record.sha256)
-            guard let bytes = try await blobs.read(path) else { throw ChannelError.unavailable("the file of upload \(record.id) is missing") }
+            guard await blobs.exists(path) else { throw ChannelError.unavailable("the file of upload \(record.id) is missing") }
             var headers: HTTPFields = [.contentType: thumbnail ? "image/jpeg" : record.contentType]
             headers[.contentDisposition] = thumbnail ? "inline" : Self.disposition(record.filename)
             headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
             headers[.cacheControl] = "private, max-age=3600"
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            // Streamed from the file in chunks (Hummingbird's FileIO on NIO's thread pool).
+            return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: path, context: context))
         } catch {
             return try await handle { throw error }.response(from: request, context: context)
         }
@@ -146,11 +143,111 @@ extension APIRoutes {
     }
 }
 
-/// The parts of a `multipart/form-data` body (multipart-kit's parser): at most 16.
-struct FormParts {
-    struct Part {
+/// A `multipart/form-data` body read as it arrives, with multipart-kit's streaming parser: the
+/// `file` part is written to a blob chunk by chunk (an upload is never whole in memory) and
+/// refused as soon as it passes the size limit or its declared type is not allowed; the other
+/// parts are text fields of at most 1 KiB; at most 16 parts.
+struct StreamedForm {
+    var fields: [String: String] = [:]
+    /// The file part's name, if there was one.
+    var filename: String?
+    /// Its declared type (lower case, without parameters).
+    var type = "application/octet-stream"
+
+    static let maximumParts = 16
+    static let maximumFieldBytes = 1024
+
+    static func read(_ body: RequestBody, boundary: String, policy: UploadPolicy, into blob: IncomingBlob) async throws -> StreamedForm {
+        let parser = MultipartParser(boundary: boundary)
+        var form = StreamedForm()
+        var failure: ProtocolError?
+        // The part being read.
         var headers: [(String, String)] = []
-        var body: [UInt8] = []
+        var started = false, inFile = false, fileDone = false
+        var fieldName: String?, fieldBody: [UInt8] = [], fieldTooLong = false
+        var parts = 0, fileBytes = 0
+        var pending: [UInt8] = []
+
+        func start() {
+            guard !started else { return }
+            started = true
+            let part = PartHeaders(headers)
+            guard part.name == "file", let filename = part.filename else {
+                fieldName = part.name
+                return
+            }
+            guard form.filename == nil else {
+                failure = failure ?? .invalidField(field: "file", reason: "one file per upload")
+                return
+            }
+            form.filename = filename
+            form.type = (part.contentType ?? form.type).split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? form.type
+            do { try policy.checkAllowed(type: form.type) } catch { failure = failure ?? error }
+            inFile = true
+        }
+        parser.onHeader = { name, value in headers.append((name, value)) }
+        parser.onBody = { chunk in
+            start()
+            if inFile {
+                fileBytes += chunk.readableBytes
+                if fileBytes <= policy.maximumBytes { pending += chunk.readableBytesView }
+            } else if fieldBody.count + chunk.readableBytes <= maximumFieldBytes {
+                fieldBody += chunk.readableBytesView
+            } else {
+                fieldTooLong = true
+            }
+        }
+        parser.onPartComplete = {
+            start()
+            parts += 1
+            if inFile {
+                fileDone = true
+            } else if let name = fieldName, form.fields[name] == nil {
+                if fieldTooLong {
+                    failure = failure ?? .invalidField(field: name, reason: "is longer than \(maximumFieldBytes) bytes")
+                } else {
+                    form.fields[name] = String(decoding: fieldBody, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+            }
+            headers = []
+            started = false
+            inFile = false
+            fieldName = nil
+            fieldBody = []
+            fieldTooLong = false
+        }
+
+        var total = 0
+        for try await buffer in body {
+            total += buffer.readableBytes
+            // The file, and room for the other parts and the boundaries.
+            guard total <= policy.maximumBytes + 64 * 1024 else {
+                throw ProtocolError.tooLarge(field: "file", limit: policy.maximumBytes, size: max(fileBytes, policy.maximumBytes + 1))
+            }
+            do {
+                try parser.execute(buffer)
+            } catch {
+                throw ProtocolError.invalidField(field: "body", reason: "is not valid multipart/form-data")
+            }
+            if let failure { throw failure }
+            guard fileBytes <= policy.maximumBytes else {
+                throw ProtocolError.tooLarge(field: "file", limit: policy.maximumBytes, size: fileBytes)
+            }
+            guard parts <= maximumParts else { throw ProtocolError.invalidField(field: "body", reason: "has more than \(maximumParts) parts") }
+            if !pending.isEmpty {
+                try await blob.write(pending)
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+        guard parts > 0 else { throw ProtocolError.invalidField(field: "body", reason: "holds no complete part") }
+        guard form.filename == nil || fileDone else { throw ProtocolError.invalidField(field: "file", reason: "ends before its boundary") }
+        return form
+    }
+
+    /// A part's headers: its name, file name and type.
+    struct PartHeaders {
+        let headers: [(String, String)]
+        init(_ headers: [(String, String)]) { self.headers = headers }
 
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1 }
         var contentType: String? { header("content-type") }
@@ -165,35 +262,6 @@ struct FormParts {
         }
         var name: String? { disposition("name") }
         var filename: String? { disposition("filename") }
-    }
-
-    private(set) var parts: [Part] = []
-
-    init(_ body: ByteBuffer, boundary: String) throws {
-        let parser = MultipartParser(boundary: boundary)
-        var current = Part()
-        var done: [Part] = []
-        var tooMany = false
-        parser.onHeader = { name, value in current.headers.append((name, value)) }
-        parser.onBody = { chunk in current.body += chunk.readableBytesView }
-        parser.onPartComplete = {
-            if done.count < 16 { done.append(current) } else { tooMany = true }
-            current = Part()
-        }
-        do {
-            try parser.execute(body)
-        } catch {
-            throw ProtocolError.invalidField(field: "body", reason: "is not valid multipart/form-data")
-        }
-        guard !tooMany else { throw ProtocolError.invalidField(field: "body", reason: "has more than 16 parts") }
-        guard !done.isEmpty else { throw ProtocolError.invalidField(field: "body", reason: "holds no complete part") }
-        parts = done
-    }
-
-    /// A text field's value (at most 200 characters).
-    func value(_ name: String) -> String? {
-        guard let part = parts.first(where: { $0.name == name && $0.filename == nil }), part.body.count <= 200 else { return nil }
-        return String(decoding: part.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

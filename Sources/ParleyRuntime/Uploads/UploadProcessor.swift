@@ -65,12 +65,12 @@ public final class UploadProcessor: Sendable {
 
     public func stats() -> Stats { counters.withLock { $0 } }
 
-    /// Stores `bytes` (already checked against the policy) and queues their processing.
-    public func accept(_ bytes: [UInt8], filename: String, contentType: String, workspace: String, user: String,
+    /// Records a received file (stored in the blob folder and checked against the policy) and
+    /// queues its processing.
+    public func accept(_ blob: IncomingBlob.Received, filename: String, contentType: String, workspace: String, user: String,
                        priority: Int) async throws -> UploadRecord {
-        let hash = try await blobs.store(bytes)
         let upload = UploadRecord(id: UUID().uuidString.lowercased(), workspaceID: workspace, userID: user, filename: filename,
-                                  contentType: contentType, size: Int64(bytes.count), sha256: hash, priority: priority)
+                                  contentType: contentType, size: blob.size, sha256: blob.sha256, priority: priority)
         try await store.create(upload, job: NewJob(queue: Self.queue, kind: "process", payload: ["upload": .string(upload.id)],
                                                    priority: priority, maximumAttempts: settings.attempts))
         counters.withLock { $0.accepted += 1 }
