@@ -11,7 +11,7 @@ struct ParleyBench: AsyncParsableCommand {
         commandName: "parley-bench",
         abstract: "Load generator for a Parley node (Phoenix protocol over WebSockets).",
         subcommands: [FanoutCommand.self, ChatCommand.self, ConnectionsCommand.self, FailoverCommand.self,
-                      HandoffCommand.self, PresenceCommand.self])
+                      HandoffCommand.self, PresenceCommand.self, NotifyCommand.self])
 }
 
 enum Placement: String, ExpressibleByArgument, Sendable {
@@ -137,6 +137,35 @@ struct ChatCommand: AsyncParsableCommand {
             report.print()
         }
         await redis.shutdown()
+    }
+}
+
+struct NotifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "notify",
+                                                    abstract: "Mentions through the job queue: post → notification on the recipient's socket.")
+    @OptionGroup var target: TargetOptions
+    @Option(help: "Recipients, each with a socket on its user topic.") var recipients = 50
+    @Option(help: "Sender sockets in the channel.") var senders = 10
+    @Option(help: "Mentions per second in all (at most 9.5 per sender).") var rate = 50
+    @Option(help: "Seconds of posting.") var seconds = 10
+    @Option(help: "The nodes' digest window, ms (PARLEY_NOTIFICATION_WINDOW_MS; cluster/bench starts nodes with 0), for the report.")
+    var windowMs = 0
+
+    func validate() throws {
+        guard (1...2_000).contains(recipients), (1...100).contains(senders), (1...1_000).contains(rate), (1...300).contains(seconds),
+              windowMs >= 0 else {
+            throw ValidationError("recipients 1…2000, senders 1…100, rate 1…1000, seconds 1…300, window-ms ≥ 0")
+        }
+    }
+
+    func run() async throws {
+        Connections.raiseDescriptorLimit()
+        try await target.withAPI { api in
+            var report = Report(scenario: "notify")
+            try await Notify.run(NotifyLoad(recipients: recipients, senders: senders, rate: rate, seconds: seconds, windowMilliseconds: windowMs),
+                                 api: api, cluster: target.cluster(), report: &report)
+            report.print()
+        }
     }
 }
 
