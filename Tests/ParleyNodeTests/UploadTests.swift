@@ -227,28 +227,23 @@ struct UploadTests {
                     let rows = try? await backends.postgres.query("SELECT count(*)::bigint FROM uploads WHERE status IN ('scanning', 'thumbnailing')")
                     return Int((try? rows?.first?.decode(Int64.self, at: 0)) ?? 0)
                 }
+                /// `count` uploads of `bytes` at once, each accepted.
+                func uploadAtOnce(_ count: Int, _ bytes: [UInt8], type: String, name: @escaping @Sendable (Int) -> String) async throws {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for index in 0..<count {
+                            group.addTask {
+                                let (status, _) = try await Self.upload(client, bytes, type: type, name: name(index),
+                                                                        workspace: workspace, token: alice.token)
+                                #expect(status == .accepted)
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                }
                 // Five slow ones take every slot.
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for index in 0..<5 {
-                        group.addTask {
-                            let (status, _) = try await Self.upload(client, big, type: "image/webp", name: "slow-\(index).webp",
-                                                                    workspace: workspace, token: alice.token)
-                            #expect(status == .accepted)
-                        }
-                    }
-                    try await group.waitForAll()
-                }
+                try await uploadAtOnce(5, big, type: "image/webp") { "slow-\($0).webp" }
                 #expect(await TestServices.eventually(within: .seconds(20)) { await inProgress() == 5 }, "the five slots are busy")
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for index in 0..<20 {
-                        group.addTask {
-                            let (status, _) = try await Self.upload(client, picture, type: "image/png", name: "picture-\(index).png",
-                                                                    workspace: workspace, token: alice.token)
-                            #expect(status == .accepted)
-                        }
-                    }
-                    try await group.waitForAll()
-                }
+                try await uploadAtOnce(20, picture, type: "image/png") { "picture-\($0).png" }
                 let (urgent, _) = try await Self.upload(client, picture, type: "image/png", name: "urgent.png", workspace: workspace,
                                                         token: alice.token, priority: 9)
                 #expect(urgent == .accepted)
