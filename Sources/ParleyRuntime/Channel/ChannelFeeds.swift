@@ -202,8 +202,14 @@ public final class ChannelFeed: Sendable {
         }
     }
 
-    /// Delivers the waiting messages that follow `lastSeq` without a hole.
+    /// Delivers the waiting messages that follow `lastSeq` without a hole. A closed feed
+    /// delivers nothing: the topic may already have a new feed (a repair still running when
+    /// this one closed would otherwise publish a second copy to its subscribers).
     private func drain(_ state: inout State) {
+        guard !state.closed else {
+            state.waiting.removeAll()
+            return
+        }
         while let next = state.waiting.removeValue(forKey: state.lastSeq + 1) {
             state.lastSeq = next.seq
             state.recent.append(next)
